@@ -1,0 +1,179 @@
+"""The `strategy-bot` command line: index, ask, eval, chat (and the Slack server).
+
+Every command goes through the same `KnowledgeBase` the Slack bot uses.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from strategy_bot.settings import Settings, SettingsError
+
+log = logging.getLogger("strategy_bot")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def knowledge_base(settings: Settings):
+    from retrieval.service import KnowledgeBase
+
+    return KnowledgeBase(settings)
+
+
+class BadInput(click.ClickException):
+    """Exit status 2: the user asked for something we refuse, with the reason."""
+
+    exit_code = 2
+
+
+@click.group()
+@click.version_option(package_name="strategy-bot")
+def cli() -> None:
+    """strategy-bot: cited answers on open- vs closed-source model strategy."""
+
+
+def _index_errors():
+    from retrieval.embeddings import EmbeddingError
+    from retrieval.index_store import IndexError_
+
+    return (IndexError_, EmbeddingError)
+
+
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Embed every document again, ignoring the current index.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def index(rebuild: bool, as_json: bool) -> None:
+    """Build or refresh the index from KNOWLEDGE_DIR."""
+    from bot.console import print_build_summary, progress_bar
+
+    settings = load_settings()
+    kb = knowledge_base(settings)
+    try:
+        with progress_bar(disabled=as_json) as progress:
+            summary = kb.reindex(rebuild=rebuild, built_by="cli", progress=progress)
+    except _index_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        print_build_summary(summary)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with '-': one per line).")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+def ask(question: str, as_json: bool, mode: str) -> None:
+    """Answer QUESTION from the documents ('-' reads one question per line from stdin)."""
+    from retrieval.service import QuestionError
+
+    settings = load_settings()
+    kb = knowledge_base(settings)
+    try:
+        kb.ensure_index()
+    except _index_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+    if question == "-":
+        _ask_stream(kb, mode, as_json)
+        return
+    try:
+        answer = kb.ask(question, mode=mode)
+    except QuestionError as exc:
+        raise BadInput(str(exc)) from None
+    _print_answer(answer, as_json)
+
+
+def _ask_stream(kb, mode: str, as_json: bool) -> None:
+    """One question per line; a bad line gets an error object, the stream carries on."""
+    from retrieval.service import QuestionError
+
+    for line in sys.stdin:
+        question = line.rstrip("\n")
+        if not question.strip():
+            continue
+        try:
+            _print_answer(kb.ask(question, mode=mode), as_json)
+        except QuestionError as exc:
+            if as_json:
+                click.echo(json.dumps({"question": question[:200], "error": str(exc)}, ensure_ascii=False))
+            else:
+                click.echo(f"error: {exc}", err=True)
+        sys.stdout.flush()
+
+
+def _print_answer(answer, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        from bot.console import print_answer
+
+        print_answer(answer)
+
+
+@cli.command(name="eval")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def eval_command(path: Path, mode: str, as_json: bool) -> None:
+    """Recall@5, MRR and declining figures for a question set (JSONL)."""
+    from retrieval.evaluation import EvalFileError, evaluate, load_items
+
+    kb = knowledge_base(load_settings())
+    try:
+        items = load_items(path)
+    except EvalFileError as exc:
+        raise BadInput(str(exc)) from None
+    report = evaluate(kb, items, mode=mode)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    click.echo(f"questions: {len(items)} ({report.answerable} answerable, {report.unanswerable} off-topic)")
+    click.echo(f"recall@5: {report.recall_at_5:.3f}   MRR: {report.mrr:.3f}")
+    click.echo(f"off-topic declined: {report.declined}/{report.unanswerable}   "
+               f"answerable declined: {len(report.wrongly_declined)}")
+    for label, ids in (("missed", report.misses), ("wrongly declined", report.wrongly_declined),
+                       ("wrongly answered", report.wrongly_answered)):
+        if ids:
+            click.echo(f"{label}: {', '.join(ids)}")
+
+
+@cli.command()
+def chat() -> None:
+    """A console chat on the same core: type questions, get cited answers."""
+    from bot.console import run_chat
+
+    run_chat(knowledge_base(load_settings()))
+
+
+@cli.command()
+def run() -> None:
+    """What `make run` does: the Slack bot when Slack is configured, else the console chat."""
+    settings = load_settings()
+    if settings.slack_bot_token and (settings.slack_app_token or settings.slack_signing_secret):
+        from bot.server import serve_forever
+
+        serve_forever(settings)
+        return
+    click.echo("No Slack tokens configured (SLACK_BOT_TOKEN + SLACK_APP_TOKEN or SLACK_SIGNING_SECRET): "
+               "starting the console chat.", err=True)
+    from bot.console import run_chat
+
+    run_chat(knowledge_base(settings))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Terminal rendering for the CLI: answers with sources, progress bars, the chat loop."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from retrieval.answer import Answer, format_citation, load_templates
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+QUOTE_CHARS = 240
+
+
+def print_answer(answer: Answer) -> None:
+    templates = load_templates()
+    console.print(escape(answer.answer))
+    listed = answer.closest if answer.abstained else answer.citations
+    if not listed:
+        return
+    heading = templates["closest_intro" if answer.abstained else "sources_heading"][answer.language]
+    console.print(f"\n[bold]{escape(heading)}[/bold]")
+    for citation in listed:
+        console.print(f"[cyan]{escape(format_citation(citation))}[/cyan]")
+        quote = " ".join(citation.text.split())
+        console.print(f"    [dim]{escape(quote[:QUOTE_CHARS])}{'…' if len(quote) > QUOTE_CHARS else ''}[/dim]")
+
+
+@contextmanager
+def progress_bar(disabled: bool = False) -> Iterator:
+    """A `Progress` callback for index builds that draws a bar per stage on stderr."""
+    if disabled or not err_console.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=max(total, 1))
+            progress.update(tasks[stage], completed=done if total else 1, total=max(total, 1))
+
+        yield update
+
+
+def print_build_summary(summary) -> None:
+    console.print(
+        f"Indexed {summary.documents} documents, {summary.chunks} chunks in {summary.seconds:.1f} s "
+        f"(embedded {summary.embedded}, reused {summary.reused})."
+    )
+    for label, ids in (("added", summary.added), ("changed", summary.changed), ("removed", summary.removed),
+                       ("unchanged", summary.unchanged)):
+        if ids:
+            console.print(f"  {label}: {', '.join(ids)}")
+    for name, reason in summary.skipped:
+        err_console.print(f"  [yellow]skipped {escape(name)}: {escape(reason)}[/yellow]")
+
+
+def run_chat(kb) -> None:
+    """Read questions until EOF or 'quit'; errors are shown and the loop goes on."""
+    from retrieval.service import QuestionError
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        console.print("[bold]strategy-bot[/bold] — ask about open vs closed model strategy (Ctrl-D or 'quit' to leave).")
+    with console.status("Loading the knowledge base…") if interactive else _nothing():
+        kb.ensure_index()
+    history: list[str] = []
+    while True:
+        try:
+            question = console.input("[bold green]?[/bold green] ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not interactive and question == "":
+            break
+        question = question.strip()
+        if question.lower() in {"quit", "exit", ":q"}:
+            break
+        if not question:
+            continue
+        try:
+            answer = kb.ask(question, history=history)
+        except QuestionError as exc:
+            err_console.print(f"[red]{escape(str(exc))}[/red]")
+            continue
+        print_answer(answer)
+        console.print()
+        history = (history + [question])[-3:]
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

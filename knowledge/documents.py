@@ -1,0 +1,127 @@
+"""Reading the knowledge folder into `SourceDocument`s.
+
+A knowledge folder is whatever an admin drops in it, so a broken file must never
+stop the others from loading: every failure becomes a `SkippedFile` with a reason
+that names the file, and loading carries on.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from knowledge.parsers import PARSERS, ParseError, parse_file
+
+TITLES_FILE = "titles.yaml"
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """One document of the knowledge base, as text, with a stable id and a title."""
+
+    doc_id: str
+    title: str
+    path: Path
+    text: str
+    sha256: str
+    markdown: bool = True
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass
+class LoadReport:
+    documents: list[SourceDocument] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def doc_id_for(path: Path) -> str:
+    """A stable id from the file name, so re-indexing an edited file keeps its id."""
+    stem = path.stem.lower()
+    slug = re.sub(r"[^0-9a-z\u4e00-\u9fff]+", "-", stem).strip("-")
+    return slug or hashlib.sha256(path.name.encode()).hexdigest()[:12]
+
+
+def load_titles(folder: Path) -> dict[str, str]:
+    """Titles from `titles.yaml`; a broken titles file is ignored, not fatal."""
+    path = folder / TITLES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    titles: dict[str, str] = {}
+    if isinstance(data, dict):
+        for name, entry in data.items():
+            if isinstance(entry, dict) and isinstance(entry.get("title"), str):
+                titles[str(name)] = entry["title"].strip()
+    return titles
+
+
+def first_heading(text: str) -> str | None:
+    for line in text.splitlines():
+        match = re.match(r"^#\s+(.+?)\s*#*\s*$", line)
+        if match:
+            return match.group(1).strip()
+    return None
+
+
+def candidate_files(folder: Path) -> list[Path]:
+    """Files in the folder we would try to load (hidden files and titles.yaml excluded)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.name != TITLES_FILE
+    )
+
+
+def load_document(path: Path, titles: dict[str, str] | None = None) -> SourceDocument:
+    """Load one file; raises `ParseError` with a reason a person can act on."""
+    raw = path.read_bytes()
+    text, markdown = parse_file(path, raw)
+    if not text.strip():
+        raise ParseError("the file has no text")
+    title = (titles or {}).get(path.name) or first_heading(text) or path.stem
+    return SourceDocument(
+        doc_id=doc_id_for(path),
+        title=title,
+        path=path,
+        text=text,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        markdown=markdown,
+    )
+
+
+def load_folder(folder: Path) -> LoadReport:
+    """Load every supported file; unsupported or broken ones are reported and skipped."""
+    report = LoadReport()
+    titles = load_titles(folder)
+    seen_ids: dict[str, Path] = {}
+    for path in candidate_files(folder):
+        if path.suffix.lower() not in PARSERS:
+            report.skipped.append(SkippedFile(path, f"unsupported file type {path.suffix or '(none)'}"))
+            continue
+        try:
+            doc = load_document(path, titles)
+        except (ParseError, OSError) as exc:
+            report.skipped.append(SkippedFile(path, str(exc)))
+            continue
+        if doc.doc_id in seen_ids:
+            report.skipped.append(
+                SkippedFile(path, f"document id {doc.doc_id!r} already used by {seen_ids[doc.doc_id].name}")
+            )
+            continue
+        seen_ids[doc.doc_id] = path
+        report.documents.append(doc)
+    return report

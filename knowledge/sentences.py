@@ -1,0 +1,32 @@
+"""Sentence splitting for Chinese and English text, for extractive answers."""
+from __future__ import annotations
+
+import re
+
+SENTENCE_END = re.compile(r"(?<=[。！？；!?])|(?<=[.;])\s+(?=[A-Z\"'(])")
+LIST_MARKER = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)、]\s*)")
+HEADING_LINE = re.compile(r"^\s*#{1,6}\s")
+MIN_CHARS = 8
+
+
+def clean_markup(text: str) -> str:
+    """Drop Markdown emphasis and list markers, which read as noise in a quote."""
+    text = LIST_MARKER.sub("", text)
+    return text.replace("**", "").replace("__", "").strip()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of prose, skipping headings, code fences and very short fragments."""
+    sentences: list[str] = []
+    in_fence = False
+    for line in text.splitlines():
+        if line.strip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+            continue
+        if in_fence or HEADING_LINE.match(line) or not line.strip():
+            continue
+        for part in SENTENCE_END.split(line):
+            part = clean_markup(part or "")
+            if len(part) >= MIN_CHARS and not part.startswith(("$$", "|")):
+                sentences.append(part)
+    return sentences

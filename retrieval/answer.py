@@ -1,0 +1,110 @@
+"""Extractive answers: the most relevant sentences of the top passages, each cited.
+
+Extractive is the default because it cannot say anything the documents do not:
+every sentence of the answer is a sentence of a cited passage. Same input, same
+output (ties are broken by position, never by chance).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from knowledge.language import language_of
+from retrieval.index_store import KnowledgeIndex
+from retrieval.search import Hit, SearchResult
+from strategy_bot.settings import PROMPTS_DIR
+
+PASSAGES_FOR_SENTENCES = 3
+SENTENCE_SLACK = 0.06  # sentences this close to the best one may join the answer
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    section: str
+    text: str
+    score: float
+    chunk_id: str
+
+
+@dataclass
+class Answer:
+    """The JSON contract of `strategy-bot ask --json` and what the Slack bot renders."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    language: str = "en"
+    closest: list[Citation] = field(default_factory=list)  # shown when declining
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["timings_ms"] = {k: round(v, 2) for k, v in self.timings_ms.items()}
+        return data
+
+
+@lru_cache(maxsize=4)
+def load_templates(path: Path = PROMPTS_DIR / "answers.yaml") -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def citation_for(n: int, hit: Hit) -> Citation:
+    return Citation(n=n, doc_id=hit.chunk.doc_id, title=hit.chunk.title, section=hit.chunk.section,
+                    text=hit.chunk.text, score=round(hit.dense, 4), chunk_id=hit.chunk.chunk_id)
+
+
+def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> list[tuple[int, str]]:
+    """(citation number, sentence) pairs: the best-matching sentences of the top passages."""
+    candidates: list[tuple[float, int, int, str]] = []
+    for n, hit in enumerate(result.hits[:PASSAGES_FOR_SENTENCES], start=1):
+        rows = index.sentences_of(hit.position)
+        if not rows:
+            continue
+        scores = index.sentence_vectors[rows] @ result.query_vector
+        for row, score in zip(rows, scores):
+            # A small bonus for the passage's rank keeps the answer anchored on the best hit.
+            candidates.append((float(score) - 0.01 * (n - 1), n, row, index.sentences[row]["text"]))
+    if not candidates:
+        return []
+    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+    best = candidates[0][0]
+    chosen, seen = [], set()
+    for score, n, row, text in candidates:
+        if len(chosen) >= limit or score < best - SENTENCE_SLACK:
+            break
+        if text not in seen:
+            seen.add(text)
+            chosen.append((n, row, text))
+    chosen.sort(key=lambda c: (c[0], c[1]))
+    return [(n, text) for n, _, text in chosen]
+
+
+def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
+            sentences: int) -> Answer:
+    """Build the answer (or the decline) from a search result."""
+    templates = load_templates()
+    language = language_of(question)
+    citations = [citation_for(n, hit) for n, hit in enumerate(result.hits, start=1)]
+    if declined:
+        return Answer(question=question, answer=templates["declined"][language], abstained=True,
+                      citations=[], language=language, closest=citations[:3])
+    picked = pick_sentences(index, result, sentences)
+    if not picked:  # only code or headings matched: quote the top passage's opening
+        top = result.hits[0].chunk.text.strip().splitlines()[0][:300]
+        picked = [(1, top)]
+    passages_zh = any(language_of(h.chunk.text) == "zh" for h in result.hits[:1])
+    lead = templates["lead_cross_lingual" if language == "en" and passages_zh else "lead"][language]
+    body = "\n".join(f"{text} [{n}]" for n, text in picked)
+    return Answer(question=question, answer=f"{lead}\n{body}".strip(), abstained=False,
+                  citations=citations, language=language)
+
+
+def format_citation(citation: Citation) -> str:
+    return load_templates()["citation_line"].format(n=citation.n, title=citation.title, section=citation.section)

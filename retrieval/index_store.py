@@ -1,0 +1,434 @@
+"""The on-disk index: build aside, swap in atomically, load without unpickling.
+
+Layout under `DATA_DIR`:
+
+    index -> indexes/<build-id>     a symlink, replaced atomically by os.replace
+    indexes/<build-id>/
+        meta.json                   model id, documents (hash, title, chunk count), when, by whom
+        vectors.faiss, docstore.json    chunk vectors and chunk records (FaissVectorStore)
+        sentences.npy, sentences.json   sentence vectors for extractive answers
+        background.npy, background.json  off-topic background sentences and vectors, for declining
+        background_queries.npy      the same sentences embedded as questions
+        hubness.npy                 each chunk's mean similarity to those questions
+        gloss.npy, gloss.json       word-by-word English glosses of the chunks (crosslingual.py)
+        term_map.json               English words -> the corpus's Chinese words (crosslingual.py)
+    reindex.lock                    held while a build runs (one at a time)
+
+A build that crashes leaves only an orphan `indexes/<build-id>` folder; the symlink
+still points at the old, complete index, which keeps serving. Vectors of chunks and
+sentences whose text did not change are copied from the current index instead of
+being embedded again, which makes a no-change re-index cheap.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from langchain_core.documents import Document
+
+from knowledge.chunking import Chunk, Chunker
+from knowledge.language import language_of
+from knowledge.documents import LoadReport, SourceDocument, load_folder
+from knowledge.sentences import split_sentences
+from retrieval.crosslingual import Glosser, build_gloss_map, build_term_map
+from retrieval.embeddings import VectorEmbeddings
+from retrieval.lexical import STOPWORDS, LexicalIndex, chinese_words
+from retrieval.vector_store import FaissVectorStore
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+TERM_MAP_FILE = "term_map.json"
+KEEP_OLD_BUILDS = 1
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class IndexError_(RuntimeError):
+    """Base for index problems whose message tells the user what to do."""
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class IndexModelMismatch(IndexError_):
+    pass
+
+
+class IndexBusy(IndexError_):
+    pass
+
+
+@dataclass
+class DocumentEntry:
+    doc_id: str
+    title: str
+    path: str
+    sha256: str
+    chunks: int
+
+
+@dataclass
+class IndexMeta:
+    model_id: str
+    dimension: int
+    built_at: float
+    built_by: str
+    documents: list[DocumentEntry]
+    chunk_count: int
+    background_sha256: str
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def from_json(cls, data: dict) -> "IndexMeta":
+        docs = [DocumentEntry(**d) for d in data.get("documents", [])]
+        return cls(**{**data, "documents": docs})
+
+
+@dataclass
+class BuildSummary:
+    """What a (re-)index did, for the CLI and the Slack reply alike."""
+
+    documents: int
+    chunks: int
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    embedded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    build_id: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class KnowledgeIndex:
+    """A loaded index: everything a query needs, in memory."""
+
+    meta: IndexMeta
+    store: FaissVectorStore
+    chunks: list[Chunk]
+    lexical: LexicalIndex
+    sentence_vectors: np.ndarray
+    sentences: list[dict]  # {"chunk": position, "text": str}
+    background: np.ndarray
+    path: Path
+    gloss_vectors: np.ndarray | None = None  # English glosses of the chunks (same order)
+    hubness: np.ndarray | None = None  # each chunk's mean similarity to everyday questions
+
+    @property
+    def chunk_vectors(self) -> np.ndarray:
+        return self._chunk_vectors
+
+    def sentences_of(self, position: int) -> list[int]:
+        return self._by_chunk.get(position, [])
+
+    def __post_init__(self) -> None:
+        total = self.store.index.ntotal
+        dim = self.store.embedding_model.dimension
+        self._chunk_vectors = self.store.index.reconstruct_n(0, total) if total else np.zeros((0, dim), np.float32)
+        self.sentence_owner = np.array([s["chunk"] for s in self.sentences], dtype=np.int64)
+        self.language = corpus_language(self.chunks)
+        self._by_chunk: dict[int, list[int]] = {}
+        for i, sentence in enumerate(self.sentences):
+            self._by_chunk.setdefault(sentence["chunk"], []).append(i)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def chunk_to_document(chunk: Chunk) -> Document:
+    meta = {k: getattr(chunk, k) for k in ("chunk_id", "doc_id", "title", "section", "ordinal", "kind")}
+    return Document(page_content=chunk.text, metadata=meta, id=chunk.chunk_id)
+
+
+def document_to_chunk(doc: Document) -> Chunk:
+    m = doc.metadata
+    return Chunk(chunk_id=m["chunk_id"], doc_id=m["doc_id"], title=m["title"], section=m["section"],
+                 text=doc.page_content, ordinal=int(m["ordinal"]), kind=m.get("kind", "text"))
+
+
+def read_background(path: Path) -> list[str]:
+    """Background sentences: one per line, `#` comments and blank lines ignored."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+class IndexStore:
+    """Builds, swaps and loads the index under one data directory."""
+
+    def __init__(self, data_dir: Path, embeddings: VectorEmbeddings, background_file: Path,
+                 chunker: Chunker | None = None, glossary_file: Path | None = None) -> None:
+        self.glossary_file = glossary_file
+        self.data_dir = Path(data_dir)
+        self.embeddings = embeddings
+        self.background_file = background_file
+        self.chunker = chunker or Chunker()
+
+    @property
+    def current_link(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.data_dir / "indexes"
+
+    def exists(self) -> bool:
+        return (self.current_link / META_FILE).is_file()
+
+    def read_meta(self) -> IndexMeta:
+        path = self.current_link / META_FILE
+        if not path.is_file():
+            raise IndexMissing(f"no index in {self.data_dir}: run `strategy-bot index`")
+        return IndexMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+    def load(self) -> KnowledgeIndex:
+        """Load the current index; refuses one built by a different embedding model."""
+        meta = self.read_meta()
+        if meta.model_id != self.embeddings.model_id:
+            raise IndexModelMismatch(
+                f"the index in {self.data_dir} was built with {meta.model_id!r} but the settings ask for "
+                f"{self.embeddings.model_id!r}; run `strategy-bot index --rebuild` (or change "
+                "EMBEDDING_BACKEND / EMBEDDING_MODEL back)"
+            )
+        folder = self.current_link.resolve()
+        store = FaissVectorStore.load(folder, self.embeddings)
+        chunks = [document_to_chunk(d) for d in store.documents]
+        sentences = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
+        term_map = json.loads((folder / TERM_MAP_FILE).read_text(encoding="utf-8"))
+        return KnowledgeIndex(
+            meta=meta, store=store, chunks=chunks,
+            lexical=LexicalIndex([c.embedding_text() for c in chunks], term_map),
+            sentence_vectors=np.load(folder / "sentences.npy", allow_pickle=False),
+            sentences=sentences,
+            background=np.load(folder / "background.npy", allow_pickle=False),
+            path=folder,
+            gloss_vectors=np.load(folder / "gloss.npy", allow_pickle=False),
+            hubness=np.load(folder / "hubness.npy", allow_pickle=False),
+        )
+
+    @contextmanager
+    def _build_lock(self) -> Iterator[None]:
+        """One build at a time, across processes; the OS drops the lock if we die."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / "reindex.lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise IndexBusy("a re-index is already running; try again when it has finished") from None
+                raise
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def build(self, knowledge_dir: Path, *, rebuild: bool = False, built_by: str = "cli",
+              progress: Progress | None = None) -> BuildSummary:
+        """Build a new index from the folder and swap it in; see the module docstring."""
+        started = time.perf_counter()
+        with self._build_lock():
+            report = load_folder(Path(knowledge_dir))
+            previous = None if rebuild else self._load_previous()
+            summary = self._summarise(report, previous.meta if previous else None)
+            build_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+            folder = self.builds_dir / build_id
+            folder.mkdir(parents=True)
+            try:
+                self._write_build(folder, report.documents, previous, summary, built_by, progress)
+                self._swap(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            self._prune(keep=folder)
+        summary.build_id = build_id
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _load_previous(self) -> KnowledgeIndex | None:
+        try:
+            return self.load()
+        except (IndexMissing, IndexModelMismatch):
+            return None
+        except (OSError, ValueError, KeyError) as exc:  # a damaged index is rebuilt, not fatal
+            del exc
+            return None
+
+    def _summarise(self, report: LoadReport, old: IndexMeta | None) -> BuildSummary:
+        old_docs = {d.doc_id: d for d in (old.documents if old else [])}
+        summary = BuildSummary(documents=len(report.documents), chunks=0)
+        for doc in report.documents:
+            before = old_docs.get(doc.doc_id)
+            if before is None:
+                summary.added.append(doc.doc_id)
+            elif before.sha256 != doc.sha256 or before.title != doc.title:
+                summary.changed.append(doc.doc_id)
+            else:
+                summary.unchanged.append(doc.doc_id)
+        current = {d.doc_id for d in report.documents}
+        summary.removed = sorted(set(old_docs) - current)
+        summary.skipped = [(str(s.path.name), s.reason) for s in report.skipped]
+        return summary
+
+    def _write_build(self, folder: Path, documents: list[SourceDocument], previous: KnowledgeIndex | None,
+                     summary: BuildSummary, built_by: str, progress: Progress | None) -> None:
+        chunks_by_doc = {doc.doc_id: self.chunker.chunk(doc) for doc in documents}
+        chunks = [c for doc in documents for c in chunks_by_doc[doc.doc_id]]
+        summary.chunks = len(chunks)
+        sentence_rows = [{"chunk": i, "text": s} for i, c in enumerate(chunks)
+                         if c.kind == "text" for s in split_sentences(c.text)]
+        background = read_background(self.background_file)
+
+        chunk_texts = [c.embedding_text() for c in chunks]
+        vocabulary = LexicalIndex(chunk_texts).vocabulary
+        words = chinese_words(chunk_texts)
+        glosser = Glosser(build_gloss_map(words), STOPWORDS)
+        gloss_texts = [glosser.gloss(text) for text in chunk_texts]
+
+        cache = _VectorCache(previous)
+        chunk_vectors = cache.embed(self.embeddings, chunk_texts, "chunks", progress)
+        gloss_vectors = cache.embed(self.embeddings, gloss_texts, "glosses", progress)
+        sentence_vectors = cache.embed(self.embeddings, [r["text"] for r in sentence_rows], "sentences", progress)
+        background_vectors = cache.embed(self.embeddings, background, "background", progress)
+        background_queries = cache.embed(self.embeddings, background, "background", progress, as_query=True)
+        summary.embedded, summary.reused = cache.embedded, cache.reused
+
+        store = FaissVectorStore(self.embeddings)
+        store.add_vectors(chunk_vectors, [chunk_to_document(c) for c in chunks])
+        store.save(folder)
+        arrays = {"sentences": sentence_vectors, "background": background_vectors,
+                  "background_queries": background_queries, "gloss": gloss_vectors,
+                  "hubness": hubness(chunk_vectors, background_queries)}
+        for name, array in arrays.items():
+            np.save(folder / f"{name}.npy", array, allow_pickle=False)
+        texts = {"sentences": sentence_rows, "background": background, "gloss": gloss_texts,
+                 TERM_MAP_FILE.removesuffix(".json"): build_term_map(set(vocabulary), self.glossary_file)}
+        for name, value in texts.items():
+            (folder / f"{name}.json").write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+        meta = IndexMeta(
+            model_id=self.embeddings.model_id, dimension=self.embeddings.dimension, built_at=time.time(),
+            built_by=built_by,
+            documents=[DocumentEntry(d.doc_id, d.title, d.path.name, d.sha256, len(chunks_by_doc[d.doc_id]))
+                       for d in documents],
+            chunk_count=len(chunks), background_sha256=_sha("\n".join(background)),
+        )
+        # meta.json last: a folder without it is an unfinished build and is never loaded.
+        _write_json_durably(folder / META_FILE, asdict(meta))
+
+    def _swap(self, folder: Path) -> None:
+        temp_link = self.data_dir / f".index-{uuid.uuid4().hex[:8]}"
+        os.symlink(os.path.relpath(folder, self.data_dir), temp_link)
+        if self.current_link.exists() and not self.current_link.is_symlink():
+            shutil.rmtree(self.current_link)  # an index folder from an older layout
+        os.replace(temp_link, self.current_link)
+        _fsync_dir(self.data_dir)
+
+    def _prune(self, keep: Path) -> None:
+        """Remove older builds (and crashed, unfinished ones), keeping the newest few."""
+        if not self.builds_dir.is_dir():
+            return
+        builds = sorted((p for p in self.builds_dir.iterdir() if p.is_dir() and p != keep),
+                        key=lambda p: p.name, reverse=True)
+        finished = [p for p in builds if (p / META_FILE).is_file()]
+        for path in [p for p in builds if p not in finished[:KEEP_OLD_BUILDS]]:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class _VectorCache:
+    """Vectors of texts the current index already embedded, found by text hash."""
+
+    def __init__(self, previous: KnowledgeIndex | None) -> None:
+        self.known: dict[str, np.ndarray] = {}
+        self.embedded = 0
+        self.reused = 0
+        if previous is None:
+            return
+        for i, chunk in enumerate(previous.chunks):
+            self.known[_sha(chunk.embedding_text())] = previous.store.index.reconstruct(i)
+        for row, vector in zip(previous.sentences, previous.sentence_vectors):
+            self.known[_sha(row["text"])] = vector
+        folder = previous.path
+        for name, prefix in (("background", ""), ("background_queries", "query:"), ("gloss", "")):
+            texts_file = folder / f"{name.split('_')[0]}.json"
+            if not (folder / f"{name}.npy").is_file() or not texts_file.is_file():
+                continue
+            texts = json.loads(texts_file.read_text(encoding="utf-8"))
+            for text, vector in zip(texts, np.load(folder / f"{name}.npy", allow_pickle=False)):
+                self.known[prefix + _sha(text)] = vector
+
+    def embed(self, embeddings: VectorEmbeddings, texts: list[str], stage: str,
+              progress: Progress | None, batch: int = 16, as_query: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), embeddings.dimension), dtype=np.float32)
+        prefix = "query:" if as_query else ""
+        encode = embeddings.embed_queries if as_query else embeddings.embed_passages
+        missing = []
+        for i, text in enumerate(texts):
+            vector = self.known.get(prefix + _sha(text))
+            if vector is None:
+                missing.append(i)
+            else:
+                out[i] = vector
+        self.reused += len(texts) - len(missing)
+        for start in range(0, len(missing), batch):
+            part = missing[start : start + batch]
+            out[part] = encode([texts[i] for i in part])
+            self.embedded += len(part)
+            if progress:
+                progress(stage, min(start + batch, len(missing)), len(missing))
+        if progress and not missing:
+            progress(stage, 0, 0)
+        return out
+
+
+def corpus_language(chunks: list[Chunk]) -> str:
+    """'zh' or 'en': the language most of the indexed text is in (by characters)."""
+    counts = {"zh": 0, "en": 0}
+    for chunk in chunks:
+        counts[language_of(chunk.text)] += len(chunk.text)
+    return max(counts, key=lambda lang: (counts[lang], lang == "en"))
+
+
+def hubness(chunk_vectors: np.ndarray, background_queries: np.ndarray) -> np.ndarray:
+    """How much each chunk attracts everyday questions (its mean similarity to them).
+
+    A few generic passages sit close to every question (high "hubness") and crowd the
+    top five; search subtracts this, as CSLS does for cross-lingual retrieval.
+    """
+    if not len(background_queries) or not len(chunk_vectors):
+        return np.zeros(len(chunk_vectors), dtype=np.float32)
+    return (chunk_vectors @ background_queries.T).mean(axis=1).astype(np.float32)
+
+
+def _write_json_durably(path: Path, data: dict) -> None:
+    temp = path.with_suffix(".tmp")
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

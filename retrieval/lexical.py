@@ -1,0 +1,115 @@
+"""BM25 over properly tokenised Chinese and English.
+
+bm25s's default token pattern and LangChain's `BM25Retriever` treat a whole Chinese
+clause as one token, so Chinese is cut with jieba (search mode, which also emits the
+sub-words of long compounds) and English words are lower-cased. The index is rebuilt
+from chunk texts at load time (milliseconds for a few hundred chunks), so nothing of
+it is persisted and nothing needs unpickling.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+import bm25s
+import numpy as np
+
+TOKEN = re.compile(r"[a-z0-9][a-z0-9+#.\-]*|[\u3400-\u9fff]+")
+STOPWORDS = frozenset(
+    """a an the and or of to in on for with by at from is are was were be been being do does did
+    how what which who whom why when where can could should would will shall may might must this that
+    these those it its we our us you your i me my they them their he she his her not no yes if than then
+    so as about into over under more most less vs versus there here any some all each also just
+    的 了 和 与 及 或 是 在 对 为 中 有 也 都 而 并 等 如何 什么 怎么 怎样 哪些 吗 呢 吧 啊 我们 你们 他们 这 那 这些 那些
+    一个 一些 可以 以及 其 之 于 被 把 将 让 给 从 到 会 能 要 就 还 又 很 更 最 其中 进行 通过 问题""".split()
+)
+
+_jieba_lock = threading.Lock()
+_jieba = None
+
+
+def _cutter():
+    """jieba, initialised once (it loads a dictionary of ~0.5 s on first use)."""
+    global _jieba
+    with _jieba_lock:
+        if _jieba is None:
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+            _jieba = jieba
+    return _jieba
+
+
+def cut_words(text: str) -> list[str]:
+    """jieba's plain segmentation (one reading of the text, for glossing)."""
+    return [w for w in _cutter().cut(text) if w.strip()]
+
+
+def chinese_words(texts: list[str]) -> set[str]:
+    """Every Chinese word the texts contain, in both segmentations jieba offers."""
+    words: set[str] = set()
+    for text in texts:
+        for piece in re.findall(r"[\u3400-\u9fff]+", text):
+            words.update(_cutter().cut(piece))
+            words.update(_cutter().cut_for_search(piece))
+            words.update(piece)  # single characters, the gloss's fallback
+    return words
+
+
+def tokenize(text: str) -> list[str]:
+    """Content tokens: jieba words for Chinese runs, lower-cased words for the rest."""
+    tokens: list[str] = []
+    for match in TOKEN.finditer(text.lower()):
+        piece = match.group(0)
+        if "\u3400" <= piece[0] <= "\u9fff":
+            tokens.extend(w for w in _cutter().cut_for_search(piece) if w.strip())
+        else:
+            tokens.append(piece.strip(".-"))
+    return [t for t in tokens if t and t not in STOPWORDS]
+
+
+class LexicalIndex:
+    """BM25 scores for a fixed list of texts; positions match the vector store's."""
+
+    def __init__(self, texts: list[str], term_map: dict[str, list[str]] | None = None) -> None:
+        self._size = len(texts)
+        self.term_map = term_map or {}
+        self._bm25 = bm25s.BM25()
+        corpus = [tokenize(t) or ["\x00empty"] for t in texts]
+        if corpus:
+            self._bm25.index(corpus, show_progress=False)
+        self.vocabulary = frozenset(token for doc in corpus for token in doc)
+
+    def prepare(self, query: str) -> tuple[list[str], float]:
+        """Query tokens (English words also as the corpus's Chinese words) and coverage.
+
+        Coverage is the share of the query's content words that the corpus contains,
+        directly or through the term map. An English question over Chinese documents
+        without a translation matches almost nothing; its BM25 ranking is noise, and
+        this number lets the fusion discount it.
+        """
+        from retrieval.crosslingual import translate
+
+        tokens = tokenize(query)
+        translated, matched, english_words = translate(query, self.term_map, STOPWORDS)
+        chinese = [t for t in tokens if "\u3400" <= t[0] <= "\u9fff"]
+        others = [t for t in tokens if not "\u3400" <= t[0] <= "\u9fff"]
+        direct = sum(1 for t in chinese if t in self.vocabulary)
+        direct_other = sum(1 for t in others if t in self.vocabulary)
+        total = len(chinese) + max(english_words, len(others))
+        covered = direct + max(matched, direct_other)
+        coverage = covered / total if total else 0.0
+        return tokens + [t for t in translated if t in self.vocabulary], min(coverage, 1.0)
+
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        if not self._size or not query_tokens:
+            return np.zeros(self._size, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(query_tokens), dtype=np.float32)
+
+    def search(self, query_tokens: list[str], k: int) -> list[tuple[int, float]]:
+        """(position, BM25 score) pairs, best first; zero-score hits are dropped."""
+        scores = self.scores(query_tokens)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(int(p), float(scores[p])) for p in order if scores[p] > 0]

@@ -1,0 +1,103 @@
+"""Hybrid search: several dense views of each chunk, fused with BM25.
+
+Dense score of a chunk, for a question q (all cosines of normalised e5 vectors):
+
+    chunk(q) + best_sentence(q) - HUB_WEIGHT * hubness
+
+- chunk: the passage as written; best_sentence: its closest sentence, which rewards
+  one precise match over diffuse topicality (a code-only chunk uses its chunk score);
+  hubness: its mean similarity to everyday questions, which demotes the generic
+  passages that otherwise sit in every top five (as CSLS does).
+- The chunk's English gloss (crosslingual.py) is not part of the ranking (it lowered
+  recall in the benchmark) but counts for declining: see abstain.py.
+
+Lexical: plain reciprocal-rank fusion lowered recall for English questions here,
+because BM25 cannot match English words to Chinese text and its ranking is noise.
+So English words are first mapped to the corpus's Chinese words (crosslingual.py),
+and the lexical side's weight is the share of the query the corpus covers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from knowledge.chunking import Chunk
+from retrieval.index_store import KnowledgeIndex
+
+RRF_K = 60
+CANDIDATES = 30
+HUB_WEIGHT = 2.0
+MODES = ("hybrid", "dense", "lexical")
+
+
+@dataclass(frozen=True)
+class Hit:
+    position: int
+    chunk: Chunk
+    score: float  # fused score (mode-dependent scale); rank order is what matters
+    dense: float  # cosine similarity of question and chunk
+    lexical: float  # BM25 score (0 when BM25 did not match)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    query_vector: np.ndarray
+    best_dense: float  # best cosine of the question with a chunk, its gloss or a sentence
+    best_background: float  # best cosine against the off-topic background set
+    coverage: float  # share of query words the corpus contains (directly or translated)
+
+
+def rrf(scores: np.ndarray) -> np.ndarray:
+    """Reciprocal-rank weights of every position (1 / (K + rank))."""
+    ranks = np.empty(len(scores))
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(len(scores))
+    return 1.0 / (RRF_K + ranks + 1)
+
+
+def best_per_chunk(index: KnowledgeIndex, vector: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Each chunk's best sentence similarity (`fallback` for chunks without prose sentences)."""
+    best = np.full(len(index.chunks), -np.inf, dtype=np.float32)
+    if len(index.sentences):
+        np.maximum.at(best, index.sentence_owner, index.sentence_vectors @ vector)
+    return np.where(np.isfinite(best), best, fallback).astype(np.float32)
+
+
+class Searcher:
+    """Searches one loaded `KnowledgeIndex`."""
+
+    def __init__(self, index: KnowledgeIndex) -> None:
+        self.index = index
+
+    def views(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index = self.index
+        chunk = index.chunk_vectors @ vector
+        gloss = index.gloss_vectors @ vector if index.gloss_vectors is not None else np.zeros_like(chunk)
+        return chunk, gloss, best_per_chunk(index, vector, chunk)
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid",
+               query_vector: np.ndarray | None = None) -> SearchResult:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        index = self.index
+        vector = query_vector if query_vector is not None else index.store.embedding_model.embed_query_vector(query)
+        if not index.chunks:
+            return SearchResult([], vector, -1.0, -1.0, 0.0)
+        chunk, gloss, sentence = self.views(vector)
+        hub = index.hubness if index.hubness is not None else 0.0
+        dense = chunk + sentence - HUB_WEIGHT * hub
+        tokens, coverage = index.lexical.prepare(query)
+        lexical = index.lexical.scores(tokens)
+        if mode == "dense":
+            fused = dense
+        elif mode == "lexical":
+            fused = np.where(lexical > 0, lexical, -np.inf)
+        else:
+            fused = rrf(dense) + coverage * np.where(lexical > 0, rrf(lexical), 0.0)
+        order = [int(p) for p in np.argsort(-fused, kind="stable")[:k] if np.isfinite(fused[p])]
+        hits = [Hit(p, index.chunks[p], float(fused[p]), float(chunk[p]), float(lexical[p])) for p in order]
+        background = float(np.max(index.background @ vector)) if len(index.background) else -1.0
+        best = float(max(chunk.max(), gloss.max(), sentence.max()))
+        return SearchResult(hits=hits, query_vector=vector, best_dense=best,
+                            best_background=background, coverage=coverage)

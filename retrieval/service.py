@@ -1,0 +1,135 @@
+"""`KnowledgeBase`: the one object the front ends (CLI, Slack) talk to.
+
+It owns the embedding model and the loaded index, builds the index on first use,
+swaps in a re-built index without interrupting questions (the old one answers until
+the new one is loaded), and turns a question into an `Answer`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from retrieval.abstain import should_decline
+from knowledge.language import language_of
+from retrieval.answer import Answer, compose
+from retrieval.embeddings import VectorEmbeddings, make_embeddings
+from retrieval.index_store import BuildSummary, IndexStore, KnowledgeIndex, Progress
+from retrieval.search import Searcher, SearchResult
+from strategy_bot.settings import PROMPTS_DIR, Settings
+
+BACKGROUND_FILE = PROMPTS_DIR / "offtopic_background.txt"
+GLOSSARY_FILE = PROMPTS_DIR / "glossary_en_zh.yaml"
+HISTORY_WEIGHT = 0.35  # how much earlier questions of a thread steer a follow-up's retrieval
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message says why."""
+
+
+def validate_question(question: str, max_chars: int) -> str:
+    text = (question or "").strip()
+    if not text:
+        raise QuestionError("the question is empty: ask something about the documents")
+    if len(text) > max_chars:
+        raise QuestionError(f"the question is too long ({len(text):,} characters; the limit is {max_chars:,})")
+    return text
+
+
+@dataclass
+class IndexStatus:
+    documents: int
+    chunks: int
+    model_id: str
+    built_at: float
+    built_by: str
+
+
+class KnowledgeBase:
+    """Thread-safe: many questions at once, one re-index at a time."""
+
+    def __init__(self, settings: Settings, embeddings: VectorEmbeddings | None = None) -> None:
+        self.settings = settings
+        self._embeddings = embeddings
+        self._index: KnowledgeIndex | None = None
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embeddings(self) -> VectorEmbeddings:
+        if self._embeddings is None:
+            self._embeddings = make_embeddings(self.settings)
+        return self._embeddings
+
+    @property
+    def store(self) -> IndexStore:
+        return IndexStore(self.settings.data_dir, self.embeddings, BACKGROUND_FILE,
+                          glossary_file=GLOSSARY_FILE)
+
+    def index_exists(self) -> bool:
+        return self.store.exists()
+
+    def ensure_index(self, progress: Progress | None = None) -> KnowledgeIndex:
+        """The loaded index; built from the knowledge folder if there is none yet."""
+        with self._lock:
+            if self._index is None:
+                store = self.store
+                if not store.exists():
+                    store.build(self.settings.knowledge_dir, built_by="first use", progress=progress)
+                self._set_index(store.load())
+            assert self._index is not None
+            return self._index
+
+    def _set_index(self, index: KnowledgeIndex) -> None:
+        self._index, self._searcher = index, Searcher(index)
+
+    def reindex(self, *, rebuild: bool = False, built_by: str = "cli",
+                progress: Progress | None = None) -> BuildSummary:
+        """Build a new index aside and swap it in; questions keep using the old one meanwhile."""
+        store = self.store
+        summary = store.build(self.settings.knowledge_dir, rebuild=rebuild, built_by=built_by, progress=progress)
+        new_index = store.load()
+        with self._lock:
+            self._set_index(new_index)
+        return summary
+
+    def status(self) -> IndexStatus:
+        meta = self.ensure_index().meta
+        return IndexStatus(len(meta.documents), meta.chunk_count, meta.model_id, meta.built_at, meta.built_by)
+
+    def search(self, query: str, k: int | None = None, mode: str = "hybrid",
+               history: Sequence[str] = ()) -> SearchResult:
+        self.ensure_index()
+        assert self._searcher is not None
+        searcher = self._searcher
+        vector = self._query_vector(query, history)
+        lexical_query = " ".join([*history[-1:], query])
+        return searcher.search(lexical_query, k or self.settings.top_k, mode=mode, query_vector=vector)
+
+    def _query_vector(self, query: str, history: Sequence[str]) -> np.ndarray:
+        vector = self.embeddings.embed_query_vector(query)
+        if history:
+            previous = self.embeddings.embed_query_vector(history[-1])
+            vector = vector + HISTORY_WEIGHT * previous
+            vector = (vector / np.linalg.norm(vector)).astype(np.float32)
+        return vector
+
+    def ask(self, question: str, history: Sequence[str] = (), mode: str = "hybrid") -> Answer:
+        """Answer a question from the documents, or decline when they don't cover it."""
+        text = validate_question(question, self.settings.max_question_chars)
+        started = time.perf_counter()
+        index = self.ensure_index()
+        loaded = time.perf_counter()
+        result = self.search(text, mode=mode, history=[h for h in history if h.strip()][-2:])
+        searched = time.perf_counter()
+        cross_lingual = language_of(text) != index.language
+        declined = should_decline(result, self.settings.abstain_margin, self.settings.abstain_margin_cross_lingual,
+                                  cross_lingual)
+        answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences)
+        done = time.perf_counter()
+        answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
+                             "compose": (done - searched) * 1000, "total": (done - started) * 1000}
+        return answer
