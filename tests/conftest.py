@@ -1,0 +1,60 @@
+"""Shared fixtures: one real index of the shipped corpus, built once per test session.
+
+Building embeds every chunk, sentence and background line with the real model
+(about half a minute), so tests that only read share `kb`; tests that change the
+index copy it with `fresh_data_dir`.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_EVAL = REPO.parent / "shared" / "eval" / "public_qa.jsonl"
+
+
+@pytest.fixture(scope="session")
+def e5():
+    from retrieval.embeddings import E5Embeddings
+
+    return E5Embeddings()
+
+
+@pytest.fixture(scope="session")
+def built_data_dir(tmp_path_factory, e5) -> Path:
+    """A DATA_DIR holding an index of the shipped corpus (do not modify: copy it)."""
+    from retrieval.service import KnowledgeBase
+
+    data_dir = tmp_path_factory.mktemp("built") / "data"
+    KnowledgeBase(Settings(data_dir=data_dir), e5).ensure_index()
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def kb(built_data_dir, e5):
+    """A loaded knowledge base over the shipped corpus, for read-only tests."""
+    from retrieval.service import KnowledgeBase
+
+    base = KnowledgeBase(Settings(data_dir=built_data_dir), e5)
+    base.ensure_index()
+    return base
+
+
+@pytest.fixture
+def fresh_data_dir(tmp_path, built_data_dir) -> Path:
+    """A private copy of the built DATA_DIR (symlinks kept), for tests that change it."""
+    target = tmp_path / "data"
+    shutil.copytree(built_data_dir, target, symlinks=True)
+    return target
+
+
+@pytest.fixture
+def knowledge_copy(tmp_path) -> Path:
+    """A private copy of the shipped corpus folder, for tests that add or break files."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(DEFAULT_KNOWLEDGE_DIR, target)
+    return target
