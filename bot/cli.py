@@ -18,9 +18,11 @@ log = logging.getLogger("strategy_bot")
 
 def load_settings() -> Settings:
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+    settings.apply_thread_limits()
+    return settings
 
 
 def knowledge_base(settings: Settings):
@@ -168,6 +170,11 @@ def run() -> None:
     from bot.console import run_chat
 
     run_chat(knowledge_base(settings))
+
+
+from bot.check_command import check  # noqa: E402  (the strategy check lives in its own module)
+
+cli.add_command(check)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
@@ -105,23 +106,33 @@ def load_document(path: Path, titles: dict[str, str] | None = None) -> SourceDoc
 
 def load_folder(folder: Path) -> LoadReport:
     """Load every supported file; unsupported or broken ones are reported and skipped."""
+    return load_folders([folder])
+
+
+def load_folders(folders: Sequence[Path]) -> LoadReport:
+    """Load several folders as one knowledge base (the shipped corpus plus uploads, say).
+
+    Document ids must be unique across all of them: a later file whose id is taken is
+    skipped with a reason rather than silently replacing the earlier one.
+    """
     report = LoadReport()
-    titles = load_titles(folder)
     seen_ids: dict[str, Path] = {}
-    for path in candidate_files(folder):
-        if path.suffix.lower() not in PARSERS:
-            report.skipped.append(SkippedFile(path, f"unsupported file type {path.suffix or '(none)'}"))
-            continue
-        try:
-            doc = load_document(path, titles)
-        except (ParseError, OSError) as exc:
-            report.skipped.append(SkippedFile(path, str(exc)))
-            continue
-        if doc.doc_id in seen_ids:
-            report.skipped.append(
-                SkippedFile(path, f"document id {doc.doc_id!r} already used by {seen_ids[doc.doc_id].name}")
-            )
-            continue
-        seen_ids[doc.doc_id] = path
-        report.documents.append(doc)
+    for folder in folders:
+        titles = load_titles(folder)
+        for path in candidate_files(folder):
+            if path.suffix.lower() not in PARSERS:
+                report.skipped.append(SkippedFile(path, f"unsupported file type {path.suffix or '(none)'}"))
+                continue
+            try:
+                doc = load_document(path, titles)
+            except (ParseError, OSError) as exc:
+                report.skipped.append(SkippedFile(path, str(exc)))
+                continue
+            if doc.doc_id in seen_ids:
+                report.skipped.append(
+                    SkippedFile(path, f"document id {doc.doc_id!r} already used by {seen_ids[doc.doc_id].name}")
+                )
+                continue
+            seen_ids[doc.doc_id] = path
+            report.documents.append(doc)
     return report

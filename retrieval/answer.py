@@ -43,6 +43,7 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     language: str = "en"
     closest: list[Citation] = field(default_factory=list)  # shown when declining
+    generated_by: str = "extractive"  # or "<provider>:<model>" when an LLM wrote it (see synthesis.py)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -15,9 +15,12 @@ Layout under `DATA_DIR`:
     reindex.lock                    held while a build runs (one at a time)
 
 A build that crashes leaves only an orphan `indexes/<build-id>` folder; the symlink
-still points at the old, complete index, which keeps serving. Vectors of chunks and
-sentences whose text did not change are copied from the current index instead of
-being embedded again, which makes a no-change re-index cheap.
+still points at the old, complete index, which keeps serving, and the next build
+removes the orphan first. Vectors of chunks and sentences whose text did not change
+are copied from the current index instead of being embedded again (and an unchanged
+chunk keeps its English gloss), so an unchanged document is never re-embedded and a
+no-change re-index is cheap. A build that finds no readable document at all is
+refused: swapping in an empty index would silence the bot.
 """
 from __future__ import annotations
 
@@ -32,14 +35,14 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from langchain_core.documents import Document
 
 from knowledge.chunking import Chunk, Chunker
 from knowledge.language import language_of
-from knowledge.documents import LoadReport, SourceDocument, load_folder
+from knowledge.documents import LoadReport, SourceDocument, load_folders
 from knowledge.sentences import split_sentences
 from retrieval.crosslingual import Glosser, build_gloss_map, build_term_map
 from retrieval.embeddings import VectorEmbeddings
@@ -68,6 +71,10 @@ class IndexModelMismatch(IndexError_):
 
 class IndexBusy(IndexError_):
     pass
+
+
+class NoDocuments(IndexError_):
+    """Nothing in the knowledge folders could be read; the current index is left alone."""
 
 
 @dataclass
@@ -241,12 +248,17 @@ class IndexStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def build(self, knowledge_dir: Path, *, rebuild: bool = False, built_by: str = "cli",
+    def build(self, knowledge_dirs: Path | Sequence[Path], *, rebuild: bool = False, built_by: str = "cli",
               progress: Progress | None = None) -> BuildSummary:
-        """Build a new index from the folder and swap it in; see the module docstring."""
+        """Build a new index from the folder(s) and swap it in; see the module docstring."""
         started = time.perf_counter()
+        folders = [Path(knowledge_dirs)] if isinstance(knowledge_dirs, (str, Path)) else \
+            [Path(f) for f in knowledge_dirs]
         with self._build_lock():
-            report = load_folder(Path(knowledge_dir))
+            self._remove_unfinished()
+            report = load_folders(folders)
+            if not report.documents:
+                raise NoDocuments(_no_documents_message(folders, report))
             previous = None if rebuild else self._load_previous()
             summary = self._summarise(report, previous.meta if previous else None)
             build_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -262,6 +274,20 @@ class IndexStore:
         summary.build_id = build_id
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _remove_unfinished(self) -> None:
+        """Delete what killed builds left: folders without meta.json and stray temporary links.
+
+        Only called under the build lock, so no live build can own them.
+        """
+        current = self.current_link.resolve() if self.current_link.exists() else None
+        if self.builds_dir.is_dir():
+            for path in self.builds_dir.iterdir():
+                if path.is_dir() and path != current and not (path / META_FILE).is_file():
+                    shutil.rmtree(path, ignore_errors=True)
+        for link in self.data_dir.glob(".index-*"):
+            if link.is_symlink():
+                link.unlink(missing_ok=True)
 
     def _load_previous(self) -> KnowledgeIndex | None:
         try:
@@ -285,7 +311,7 @@ class IndexStore:
                 summary.unchanged.append(doc.doc_id)
         current = {d.doc_id for d in report.documents}
         summary.removed = sorted(set(old_docs) - current)
-        summary.skipped = [(str(s.path.name), s.reason) for s in report.skipped]
+        summary.skipped = [(s.path.name, s.reason) for s in report.skipped]
         return summary
 
     def _write_build(self, folder: Path, documents: list[SourceDocument], previous: KnowledgeIndex | None,
@@ -299,11 +325,8 @@ class IndexStore:
 
         chunk_texts = [c.embedding_text() for c in chunks]
         vocabulary = LexicalIndex(chunk_texts).vocabulary
-        words = chinese_words(chunk_texts)
-        glosser = Glosser(build_gloss_map(words), STOPWORDS)
-        gloss_texts = [glosser.gloss(text) for text in chunk_texts]
-
         cache = _VectorCache(previous)
+        gloss_texts = _glosses(chunk_texts, cache)
         chunk_vectors = cache.embed(self.embeddings, chunk_texts, "chunks", progress)
         gloss_vectors = cache.embed(self.embeddings, gloss_texts, "glosses", progress)
         sentence_vectors = cache.embed(self.embeddings, [r["text"] for r in sentence_rows], "sentences", progress)
@@ -352,17 +375,46 @@ class IndexStore:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _glosses(chunk_texts: list[str], cache: "_VectorCache") -> list[str]:
+    """English glosses of the chunks; a chunk the current index has keeps its gloss.
+
+    The gloss map is drawn from the whole corpus's vocabulary, so adding a document
+    could shift a few glosses of documents that did not change and force their
+    re-embedding; reusing the old gloss of an unchanged chunk prevents that (a
+    `--rebuild` recomputes them all).
+    """
+    previous = [cache.gloss_of.get(_sha(text)) for text in chunk_texts]
+    if all(gloss is not None for gloss in previous):
+        return [gloss for gloss in previous if gloss is not None]
+    glosser = Glosser(build_gloss_map(chinese_words(chunk_texts)), STOPWORDS)
+    return [gloss if gloss is not None else glosser.gloss(text) for gloss, text in zip(previous, chunk_texts)]
+
+
+def _no_documents_message(folders: list[Path], report: LoadReport) -> str:
+    where = ", ".join(str(f) for f in folders)
+    reasons = "; ".join(f"{s.path.name}: {s.reason}" for s in report.skipped[:5])
+    return (f"no readable document in {where}" + (f" ({reasons})" if reasons else "")
+            + "; the current index is kept")
+
+
 class _VectorCache:
     """Vectors of texts the current index already embedded, found by text hash."""
 
     def __init__(self, previous: KnowledgeIndex | None) -> None:
         self.known: dict[str, np.ndarray] = {}
+        self.gloss_of: dict[str, str] = {}  # chunk embedding text hash -> its gloss in the current index
         self.embedded = 0
         self.reused = 0
         if previous is None:
             return
         for i, chunk in enumerate(previous.chunks):
             self.known[_sha(chunk.embedding_text())] = previous.store.index.reconstruct(i)
+        gloss_file = previous.path / "gloss.json"
+        if gloss_file.is_file():
+            glosses = json.loads(gloss_file.read_text(encoding="utf-8"))
+            if len(glosses) == len(previous.chunks):
+                for chunk, gloss in zip(previous.chunks, glosses):
+                    self.gloss_of[_sha(chunk.embedding_text())] = gloss
         for row, vector in zip(previous.sentences, previous.sentence_vectors):
             self.known[_sha(row["text"])] = vector
         folder = previous.path

