@@ -6,6 +6,9 @@ import re
 SENTENCE_END = re.compile(r"(?<=[。！？；!?])|(?<=[.;])\s+(?=[A-Z\"'(])")
 LIST_MARKER = re.compile(r"^\s*(?:[-*+]\s+|\d+[.)、]\s*)")
 HEADING_LINE = re.compile(r"^\s*#{1,6}\s")
+FAQ_QUESTION = re.compile(r"^\s*\**\s*Q\d+\s*[:：]")
+ANSWER_LABEL = re.compile(r"^\s*A\s*[:：]\s*")
+LEAD_IN_END = ("：", ":")  # "以下几个方面：" introduces a list; it says nothing by itself
 MIN_CHARS = 8
 
 
@@ -23,10 +26,10 @@ def split_sentences(text: str) -> list[str]:
         if line.strip().startswith(("```", "~~~")):
             in_fence = not in_fence
             continue
-        if in_fence or HEADING_LINE.match(line) or not line.strip():
+        if in_fence or HEADING_LINE.match(line) or FAQ_QUESTION.match(line) or not line.strip():
             continue
-        for part in SENTENCE_END.split(line):
+        for part in SENTENCE_END.split(ANSWER_LABEL.sub("", line)):
             part = clean_markup(part or "")
-            if len(part) >= MIN_CHARS and not part.startswith(("$$", "|")):
+            if len(part) >= MIN_CHARS and not part.startswith(("$$", "|")) and not part.endswith(LEAD_IN_END):
                 sentences.append(part)
     return sentences
