@@ -102,9 +102,11 @@ class Settings:
         """Build settings from `env` (default: the process environment plus `.env`)."""
         if env is None:
             if dotenv:
-                from dotenv import load_dotenv
+                from dotenv import find_dotenv, load_dotenv
 
-                load_dotenv(override=False)
+                # `.env` of the directory the bot is started from (or a parent), never
+                # overriding variables already set in the environment.
+                load_dotenv(find_dotenv(usecwd=True), override=False)
             env = os.environ
         values: dict[str, object] = {}
         for f in fields(cls):
