@@ -1,0 +1,208 @@
+"""Block Kit for /strategy-check: question messages, their answered states, and the result.
+
+Pure functions (core objects in, blocks out), so the listener stays a thin adapter. Every
+interactive element carries the dialogue's thread ts and the question it belongs to in its
+value: a click can be resolved from the payload and SQLite alone, even after a bot restart.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.blocks.text import escape
+from decision.dialogue_store import Dialogue
+from decision.model import DecisionModel, Question
+from decision.report import StrategyReport, load_templates as report_templates, score_lines, source_line, tie_note
+
+TEXTS_PATH = Path(__file__).resolve().parent.parent.parent / "prompts" / "strategy_check_slack.yaml"
+
+ACTION_PREFIX = "strategy_check"
+ANSWER = f"{ACTION_PREFIX}:answer"  # buttons: ANSWER:<option index>; the select: ANSWER:select
+BACK = f"{ACTION_PREFIX}:back"
+RESTART = f"{ACTION_PREFIX}:restart"
+CANCEL = f"{ACTION_PREFIX}:cancel"
+EXPORT = f"{ACTION_PREFIX}:export"
+RESULT_KEY = "__result__"  # Dialogue.message_ts key of the result message
+SECTION_LIMIT = 2900  # Slack rejects section text over 3000 characters
+TEXT_LIMIT = 40000  # Slack rejects a message text over 40,000 characters
+FALLBACK_LIMIT = 3000  # the result's plain `text` is only the notification fallback: the blocks carry it all
+
+
+@dataclass(frozen=True)
+class ActionValue:
+    """What a button or select option says about itself: its dialogue thread, question and choice."""
+
+    thread_ts: str
+    question: str
+    value: str = ""
+
+    def encode(self) -> str:
+        return json.dumps({"t": self.thread_ts, "q": self.question, "v": self.value}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: str | None) -> "ActionValue | None":
+        """None for anything we did not write (a forged or truncated value is simply ignored)."""
+        try:
+            data = json.loads(raw or "")
+            return cls(str(data["t"]), str(data["q"]), str(data.get("v", "")))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+@lru_cache(maxsize=4)
+def texts(path: Path = TEXTS_PATH) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _section(text: str) -> dict[str, Any]:
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 1] + "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
+
+
+def _button(label: str, action_id: str, value: ActionValue, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": label[:75]},
+                              "action_id": action_id, "value": value.encode()}
+    if style:
+        button["style"] = style
+    return button
+
+
+def progress(model: DecisionModel, question: Question) -> str:
+    number = model.question_keys.index(question.key) + 1
+    return texts()["progress"].format(number=number, total=len(model.questions))
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def started_message(user_id: str, context: str) -> tuple[str, list[dict[str, Any]]]:
+    """The top-level message that anchors the dialogue's thread."""
+    t = texts()
+    text = t["started"].format(user=user_id)
+    blocks = [_section(text)]
+    if context:
+        blocks.append(_context(t["started_context"].format(context=escape(context))))
+    return text, blocks
+
+
+def question_message(model: DecisionModel, dialogue: Dialogue, question: Question) -> tuple[str, list[dict[str, Any]]]:
+    """One question with its choices (buttons, or a select when there are many) and navigation."""
+    t = texts()
+    head = t["question"].format(progress=progress(model, question), text=escape(question.text))
+    blocks: list[dict[str, Any]] = [_section(head)]
+    notes = [escape(question.help)] if question.help else []
+    current = dialogue.answers.get(question.key)
+    if current:
+        notes.append(t["current_answer"].format(answer=escape(question.option(current).label)))
+    if notes:
+        blocks.append(_context("\n".join(notes)))
+    blocks.append({"type": "actions", "block_id": "choices", "elements": _choices(dialogue, question)})
+    blocks.append({"type": "actions", "block_id": "navigation", "elements": _navigation(model, dialogue, question)})
+    return f"{progress(model, question)}: {question.text}", blocks
+
+
+def _choices(dialogue: Dialogue, question: Question) -> list[dict[str, Any]]:
+    t = texts()
+    values = [ActionValue(dialogue.thread_ts, question.key, o.value) for o in question.options]
+    if len(question.options) <= int(t["max_buttons"]):
+        return [_button(o.label, f"{ANSWER}:{i}", v) for i, (o, v) in enumerate(zip(question.options, values))]
+    options = [{"text": {"type": "plain_text", "text": o.label[:75]}, "value": v.encode()}
+               for o, v in zip(question.options, values)]
+    select: dict[str, Any] = {"type": "static_select", "action_id": f"{ANSWER}:select", "options": options,
+                              "placeholder": {"type": "plain_text", "text": t["select_placeholder"]}}
+    current = dialogue.answers.get(question.key)
+    if current in question.values:
+        select["initial_option"] = options[question.values.index(current)]
+    return [select]
+
+
+def _navigation(model: DecisionModel, dialogue: Dialogue, question: Question) -> list[dict[str, Any]]:
+    b = texts()["buttons"]
+    value = ActionValue(dialogue.thread_ts, question.key)
+    buttons = []
+    if model.question_keys.index(question.key) > 0:
+        buttons.append(_button(b["back"], BACK, value))
+    buttons.append(_button(b["restart"], RESTART, value))
+    buttons.append(_button(b["cancel"], CANCEL, value, style="danger"))
+    return buttons
+
+
+def answered_message(model: DecisionModel, question: Question, value: str) -> tuple[str, list[dict[str, Any]]]:
+    """A question message after its answer: the choice shown, no buttons left to click."""
+    label = question.option(value).label
+    text = texts()["answered"].format(progress=progress(model, question), text=escape(question.text),
+                                      answer=escape(label))
+    return f"{progress(model, question)}: {question.text} → {label}", [_section(text)]
+
+
+def went_back_message(model: DecisionModel, question: Question) -> tuple[str, list[dict[str, Any]]]:
+    text = texts()["went_back"].format(progress=progress(model, question), text=escape(question.text))
+    return text, [_section(text)]
+
+
+def notice_message(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """A closed message (started over, expired): just the note, nothing to click."""
+    return text, [_section(text)]
+
+
+def cancelled_message(dialogue: Dialogue, question_key: str, user_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """Cancelled in place, with a Start over button so a mis-click is not final."""
+    t = texts()
+    text = t["cancelled"].format(user=user_id)
+    value = ActionValue(dialogue.thread_ts, question_key)
+    return text, [_section(text), {"type": "actions", "block_id": "navigation",
+                                   "elements": [_button(t["buttons"]["restart"], RESTART, value)]}]
+
+
+# --------------------------------------------------------------------------- the result
+
+
+def result_message(report: StrategyReport, dialogue: Dialogue) -> tuple[str, list[dict[str, Any]]]:
+    """The recommendation, scores, cited reasons, flip, next steps, sources and export/navigation."""
+    r = report_templates()
+    h = r["headings"]
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": report.headline}}]
+    if report.context:
+        blocks.append(_context(escape(r["context_line"].format(context=report.context))))
+    scores = [escape(line).replace("- ", "• ", 1) for line in score_lines(report)]
+    if tie_note(report):
+        scores.append(f"_{escape(tie_note(report))}_")
+    blocks.append(_section(f"*{h['scores']}*\n" + "\n".join(scores)))
+    reasons = [f"{i}. {escape(reason.sentence)}" for i, reason in enumerate(report.reasons, 1)] or [r["no_reasons"]]
+    blocks.append(_section(f"*{h['reasons']}*\n" + "\n".join(reasons)))
+    blocks.append(_section(f"*{h['flip']}*\n" + escape(report.flip or r["no_flip"])))
+    blocks.append(_section(f"*{h['next_steps']}*\n" + "\n".join(f"• {escape(s)}" for s in report.next_steps)))
+    if report.citations:
+        blocks.append(_section(f"*{h['sources']}*\n" + "\n".join(_source(c) for c in report.citations)))
+    value = ActionValue(dialogue.thread_ts, RESULT_KEY)
+    b = texts()["buttons"]
+    blocks.append({"type": "actions", "block_id": "result", "elements": [
+        _button(b["export"], EXPORT, value, style="primary"), _button(b["back"], BACK, value),
+        _button(b["restart"], RESTART, value)]})
+    return _fit(report.to_markdown(), FALLBACK_LIMIT), blocks
+
+
+def _source(citation) -> str:
+    limit = int(texts()["quote_chars"])
+    quote = citation.quote if len(citation.quote) <= limit else citation.quote[: limit - 1] + "…"
+    return f"{escape(source_line(citation))}\n>{escape(quote)}"
+
+
+def export_text(report: StrategyReport) -> str:
+    """The Markdown export as a code block (fences inside the document are defused)."""
+    body = _fit(report.to_markdown().replace("```", "'''"), TEXT_LIMIT - 200)
+    return f"{texts()['export_intro']}\n```\n{body}```"
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 2].rstrip() + "…\n"

@@ -1,0 +1,113 @@
+"""Block Kit of /strategy-check: what each message offers, and that Slack would accept it.
+
+Pure rendering (bot/blocks/decision.py), checked with the harness's copy of Slack's own limits.
+"""
+from __future__ import annotations
+
+import pytest
+
+from bot.blocks import decision as ui
+from decision import evaluate, load_decision_model
+from decision.dialogue_store import Dialogue
+from decision.report import ReportCitation, Reason, StrategyReport
+from slack_harness import message_problem
+
+from test_decision_engine import MIDDLE
+
+THREAD = "1700000000.000100"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_decision_model()
+
+
+def elements(blocks):
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def accepted(text, blocks) -> bool:
+    return message_problem({"channel": "C1", "text": text, "blocks": blocks}) is None
+
+
+def test_every_question_message_carries_its_thread_and_question_in_each_value(model):
+    dialogue = Dialogue("C1", THREAD, "U1")
+    for question in model.questions:
+        text, blocks = ui.question_message(model, dialogue, question)
+        assert accepted(text, blocks)
+        for element in elements(blocks):
+            raw = [o["value"] for o in element["options"]] if element["type"] == "static_select" else [element["value"]]
+            for value in map(ui.ActionValue.decode, raw):
+                assert value.thread_ts == THREAD and value.question == question.key
+            assert element["action_id"].startswith("strategy_check:")
+
+
+def test_few_options_are_buttons_many_are_a_select(model):
+    dialogue = Dialogue("C1", THREAD, "U1")
+    domain = model.question("application_domain")
+    _, blocks = ui.question_message(model, dialogue, domain)
+    (select,) = [e for e in elements(blocks) if e["action_id"].startswith(ui.ANSWER)]
+    assert select["type"] == "static_select" and len(select["options"]) == len(domain.options) > 5
+    _, blocks = ui.question_message(model, dialogue, model.question("data_sensitivity"))
+    buttons = [e for e in elements(blocks) if e["action_id"].startswith(ui.ANSWER)]
+    assert [b["text"]["text"] for b in buttons] == [o.label for o in model.question("data_sensitivity").options]
+    assert len({b["action_id"] for b in buttons}) == len(buttons), "action ids are unique within a message"
+
+
+def test_a_re_asked_question_shows_and_preselects_the_current_answer(model):
+    dialogue = Dialogue("C1", THREAD, "U1", answers={"application_domain": "speech"})
+    _, blocks = ui.question_message(model, dialogue, model.question("application_domain"))
+    (select,) = [e for e in elements(blocks) if e["type"] == "static_select"]
+    assert ui.ActionValue.decode(select["initial_option"]["value"]).value == "speech"
+    assert any("Current answer: *Speech recognition*" in str(b) for b in blocks)
+
+
+def test_progress_and_navigation(model):
+    dialogue = Dialogue("C1", THREAD, "U1")
+    first_text, first = ui.question_message(model, dialogue, model.questions[0])
+    third_text, third = ui.question_message(model, dialogue, model.questions[2])
+    assert first_text.startswith("Question 1/9") and third_text.startswith("Question 3/9")
+    assert ui.BACK not in {e["action_id"] for e in elements(first)}
+    assert {ui.BACK, ui.RESTART, ui.CANCEL} <= {e["action_id"] for e in elements(third)}
+
+
+def test_answered_and_closed_messages_have_nothing_left_to_click(model):
+    question = model.question("data_sensitivity")
+    text, blocks = ui.answered_message(model, question, "regulated")
+    assert elements(blocks) == [] and "Regulated (medical, financial)" in text
+    assert elements(ui.went_back_message(model, question)[1]) == []
+
+
+def test_user_text_cannot_ping_or_break_the_markup():
+    text, blocks = ui.started_message("U1", "<!channel> @here ship it & <b>")
+    shown = blocks[1]["elements"][0]["text"]
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown and "&amp;" in shown
+    assert "@here" not in shown
+
+
+def test_a_result_with_very_long_texts_still_fits_slacks_limits(model):
+    decision = evaluate(model, MIDDLE)
+    long = "很长的句子。" * 2000  # 12,000 characters per text: ten times anything real
+    report = StrategyReport(
+        recommendation="hybrid", label="Hybrid", headline="Recommendation: Hybrid",
+        scores=tuple((k, model.recommendation(k).label, decision.scores[k]) for k in ("hybrid", "closed", "open")),
+        reasons=tuple(Reason(f.question_key, "Topic", f.label, long, f.contribution, 1, long + " [1]")
+                      for f in decision.top_factors),
+        citations=(ReportCitation(1, "doc", "Title", "Section", long, "c1", 0.9),),
+        flip=long, flip_recommendation="closed", next_steps=(long,) * 4,
+        answers=(("q", "a"),), context=long)
+    text, blocks = ui.result_message(report, Dialogue("C1", THREAD, "U1"))
+    assert accepted(text, blocks)
+    assert blocks[0]["text"]["text"] == "Recommendation: Hybrid"
+    assert {e["action_id"] for e in elements(blocks)} == {ui.EXPORT, ui.BACK, ui.RESTART}
+    assert text.startswith("Recommendation: Hybrid\n")
+    export = ui.export_text(report)
+    assert message_problem({"channel": "C1", "text": export}) is None and export.endswith("```")
+
+
+def test_a_value_we_did_not_write_is_ignored():
+    assert ui.ActionValue.decode("not json") is None
+    assert ui.ActionValue.decode('{"x": 1}') is None
+    assert ui.ActionValue.decode(None) is None
+    value = ui.ActionValue(THREAD, "data_sensitivity", "public")
+    assert ui.ActionValue.decode(value.encode()) == value

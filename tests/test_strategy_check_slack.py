@@ -1,0 +1,405 @@
+"""/strategy-check over the wire: the real bot in HTTP mode, signed requests, a fake Slack Web API.
+
+Everything a user does is a signed POST to the bot (the slash command, each button click or
+select); everything the bot does is a recorded call on the fake Web API. The knowledge base is
+the session's (already loaded); the dialogue state lives in SQLite under the test's DATA_DIR,
+so leaving `running_bot` and entering it again over the same DATA_DIR is a bot restart.
+Every acknowledgement's latency is recorded and checked against Slack's 3-second limit.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from decision import DEFAULT_MODEL_PATH, DecisionModelError, load_decision_model
+from slack_harness import (
+    BOT_ID, BOT_USER_ID, CHANNEL_ID, USER_ID, Call, FakeSlackAPI, block_action_payload, bot_settings,
+    message_problem, new_ts, running_bot, slash_payload,
+)
+
+from test_decision_engine import ALL_CLOSED
+
+OTHER_USER = "U0OTHER02"
+ACK_LIMIT_MS = 3000.0
+DAY = 86400.0
+ACK_MS: list[float] = []
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_decision_model()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_ack_latency(request):
+    """Print the acknowledgement latencies measured in this module (they go into the report)."""
+    yield
+    if ACK_MS:
+        line = (f"/strategy-check acks: {len(ACK_MS)} requests, max {max(ACK_MS):.1f} ms, "
+                f"median {sorted(ACK_MS)[len(ACK_MS) // 2]:.1f} ms (limit {ACK_LIMIT_MS:.0f} ms)")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is not None and capture is not None:
+            with capture.global_and_fixture_disabled():  # past pytest's capture, even without -s
+                reporter.write_line(f"\n{line}")
+
+
+@pytest.fixture
+def slack():
+    with FakeSlackAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def posted(slack) -> PostedMessages:
+    return PostedMessages(slack)
+
+
+# --------------------------------------------------------------------------- a user in Slack
+
+
+@dataclass
+class Message:
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def elements(self) -> list[dict[str, Any]]:
+        return [e for b in self.blocks if b.get("type") == "actions" for e in b["elements"]]
+
+    def element(self, action_id: str) -> dict[str, Any]:
+        return next(e for e in self.elements() if e["action_id"] == action_id)
+
+    @property
+    def all_text(self) -> str:
+        parts = [self.text]
+        for block in self.blocks:
+            if isinstance(block.get("text"), dict):
+                parts.append(block["text"]["text"])
+            for element in block.get("elements", []):
+                if isinstance(element, dict) and element.get("type") == "mrkdwn":
+                    parts.append(element["text"])
+        return "\n".join(parts)
+
+
+@dataclass
+class StrategyThread:
+    """One /strategy-check dialogue, driven the way a person in Slack would drive it."""
+
+    slack: FakeSlackAPI
+    posted: PostedMessages
+    bot: Any
+    user: str
+    channel: str
+    ts: str = ""
+    acks: list[float] = field(default_factory=list)
+
+    # what the bot has posted in this thread
+    def posts(self) -> list[Message]:
+        calls = self.slack.calls("chat.postMessage")
+        return [Message(self.posted.ts_of(c), c.body.get("text", ""), c.body.get("blocks") or [])
+                for c in calls if c.body.get("thread_ts") == self.ts and c.body.get("channel") == self.channel]
+
+    def latest(self) -> Message:
+        return self.posts()[-1]
+
+    def updates(self, ts: str) -> list[Message]:
+        return [Message(ts, c.body.get("text", ""), c.body.get("blocks") or [])
+                for c in self.slack.calls("chat.update") if c.body.get("ts") == ts]
+
+    # Generous timeouts: a result embeds three queries, which can take seconds on a loaded machine.
+    def wait_posts(self, count: int, timeout: float = 60.0) -> Message:
+        self.slack.wait_for("chat.postMessage", count, timeout=timeout,
+                            where=lambda c: c.body.get("thread_ts") == self.ts and c.body.get("channel") == self.channel)
+        return self.posts()[count - 1]
+
+    def wait_update(self, ts: str, count: int = 1, timeout: float = 60.0) -> Message:
+        self.slack.wait_for("chat.update", count, timeout=timeout, where=lambda c: c.body.get("ts") == ts)
+        return self.updates(ts)[count - 1]
+
+    # what the person does
+    def start(self, text: str = "") -> "StrategyThread":
+        before = len(self.slack.calls("chat.postMessage"))
+        response = self.bot.send_form(slash_payload("/strategy-check", text, user_id=self.user,
+                                                    channel_id=self.channel, response_url=self.slack.response_url()))
+        self._acked(response)
+        posted = self.slack.wait_for("chat.postMessage", before + 1)
+        top = next(c for c in posted[before:] if c.body.get("text", "").startswith(f"<@{self.user}> started"))
+        self.ts = self.posted.ts_of(top)
+        self.wait_posts(1)
+        return self
+
+    def click(self, message: Message, action_id: str, *, user: str | None = None, value: str | None = None,
+              option_value: str | None = None) -> None:
+        """Click a button (by action id), or pick `option_value` in the message's select."""
+        element = message.element(action_id)
+        kwargs: dict[str, Any] = {}
+        if element["type"] == "static_select":
+            option = next(o for o in element["options"] if json.loads(o["value"])["v"] == option_value)
+            kwargs = dict(action_type="static_select", selected_option=option)
+            value = ""
+        payload = block_action_payload(action_id, value if value is not None else element.get("value", ""),
+                                       user=user or self.user, channel=self.channel, message_ts=message.ts,
+                                       thread_ts=self.ts, message_blocks=message.blocks, **kwargs)
+        self._acked(self.bot.send_form(payload))
+
+    def answer(self, message: Message, option_value: str, *, user: str | None = None) -> None:
+        for element in message.elements():
+            if element["action_id"].startswith("strategy_check:answer:"):
+                if element["type"] == "static_select":
+                    return self.click(message, element["action_id"], user=user, option_value=option_value)
+                if json.loads(element["value"])["v"] == option_value:
+                    return self.click(message, element["action_id"], user=user)
+        raise AssertionError(f"no choice {option_value!r} in {message.all_text[:200]}")
+
+    def answer_and_wait(self, option_value: str) -> Message:
+        """Answer the latest question; wait for its in-place update and the next message."""
+        current, count = self.latest(), len(self.posts())
+        self.answer(current, option_value)
+        self.wait_update(current.ts)
+        return self.wait_posts(count + 1)
+
+    def _acked(self, response) -> None:
+        assert response.status == 200, response.body
+        self.acks.append(response.elapsed_ms)
+        ACK_MS.append(response.elapsed_ms)
+        assert response.elapsed_ms < ACK_LIMIT_MS
+
+
+class PostedMessages:
+    """Answers chat.postMessage like Slack (validated by the harness's rules) and remembers the ts
+    of each call, so the test can click the very message the bot posted."""
+
+    def __init__(self, slack: FakeSlackAPI) -> None:
+        self._ts: dict[int, str] = {}
+        self._cond = threading.Condition()
+        slack.script("chat.postMessage", self._respond, times=10**6)
+
+    def _respond(self, call: Call) -> dict[str, Any]:
+        problem = message_problem(call.body)
+        if problem:
+            return {"ok": False, "error": problem}
+        ts = new_ts()
+        with self._cond:
+            self._ts[id(call)] = ts
+            self._cond.notify_all()
+        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts,
+                   "text": call.body.get("text", ""), "blocks": call.body.get("blocks", [])}
+        return {"ok": True, "channel": call.body.get("channel"), "ts": ts, "message": message}
+
+    def ts_of(self, call: Call, timeout: float = 5.0) -> str:
+        """The ts answered to `call` (the answer is computed just after the call is recorded)."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: id(call) in self._ts, timeout), "no answer to that call"
+            return self._ts[id(call)]
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    return tmp_path / "data"
+
+
+def question_number(message: Message) -> int:
+    found = re.search(r"Question (\d+)/(\d+)", message.all_text)
+    assert found, message.all_text[:300]
+    return int(found.group(1))
+
+
+# --------------------------------------------------------------------------- the whole dialogue
+
+
+def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(slack, posted, data_dir, kb, model):
+    settings = bot_settings(data_dir, slack)
+    keys = model.question_keys
+    with running_bot(settings, kb=kb) as bot:
+        thread = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start("hospital triage assistant")
+        top = next(c for c in slack.calls("chat.postMessage") if posted.ts_of(c) == thread.ts)
+        assert "thread_ts" not in top.body, "the anchor message is top-level"
+        assert top.body["text"].startswith(f"<@{USER_ID}> started a strategy check")
+        first = thread.latest()
+        assert question_number(first) == 1 and "Question 1/9" in first.all_text
+        assert {e["action_id"] for e in first.elements()} >= {"strategy_check:restart", "strategy_check:cancel"}
+        assert "strategy_check:back" not in {e["action_id"] for e in first.elements()}
+
+        # Someone else clicks: an ephemeral note for them, nothing moves.
+        thread.answer(first, "public", user=OTHER_USER)
+        note = slack.wait_for("chat.postEphemeral")[0]
+        assert note.body["user"] == OTHER_USER and f"Only <@{USER_ID}> can answer" in note.body["text"]
+        slack.settle()
+        assert len(thread.posts()) == 1 and thread.updates(first.ts) == []
+
+        second = thread.answer_and_wait(ALL_CLOSED[keys[0]])
+        answered = thread.updates(first.ts)[-1]
+        assert "→ *Regulated (medical, financial)*" in answered.all_text and answered.elements() == []
+        assert question_number(second) == 2
+        third = thread.answer_and_wait(ALL_CLOSED[keys[1]])
+        assert question_number(third) == 3
+        acks_before_restart = len(thread.acks)
+
+    # A new bot process-equivalent over the same DATA_DIR: the dialogue carries on.
+    with running_bot(settings, kb=kb) as bot:
+        thread.bot = bot
+        fourth = thread.answer_and_wait(ALL_CLOSED[keys[2]])
+        assert question_number(fourth) == 4
+        assert bot.services.dialogues.get(CHANNEL_ID, thread.ts).answers == {k: ALL_CLOSED[k] for k in keys[:3]}
+
+        # Back: the current question closes, the previous one is asked again with its answer shown.
+        thread.click(fourth, "strategy_check:back")
+        went_back = thread.wait_update(fourth.ts)
+        assert "Went back" in went_back.all_text and went_back.elements() == []
+        again = thread.wait_posts(5)
+        assert question_number(again) == 3
+        assert "Current answer: *We can fund the whole lifecycle ourselves*" in again.all_text
+        fourth = thread.answer_and_wait(ALL_CLOSED[keys[2]])
+        assert question_number(fourth) == 4
+
+        for key in keys[3:-1]:
+            thread.answer_and_wait(ALL_CLOSED[key])
+        last = thread.latest()
+        assert question_number(last) == 9
+        assert last.elements()[0]["type"] == "static_select", "nine domains: a select, not nine buttons"
+        result = thread.answer_and_wait(ALL_CLOSED[keys[-1]])
+
+        # The result: the recommendation line first, scores, three cited reasons, sources, flip, steps.
+        assert result.text.splitlines()[0] == "Recommendation: Closed source"
+        assert result.blocks[0] == {"type": "header", "text": {"type": "plain_text",
+                                                               "text": "Recommendation: Closed source"}}
+        shown = result.all_text
+        assert "*Scores*" in shown and "Closed source: " in shown and "(recommended)" in shown
+        why = next(b["text"]["text"] for b in result.blocks
+                   if b.get("type") == "section" and b["text"]["text"].startswith("*Why*"))
+        reasons = [line for line in why.splitlines()[1:] if line.strip()]
+        assert len(reasons) == 3 and all(re.search(r"\[\d\]$", line) for line in reasons)
+        sources = next(b["text"]["text"] for b in result.blocks
+                       if b.get("type") == "section" and b["text"]["text"].startswith("*Sources*"))
+        for n in {re.search(r"\[(\d)\]$", line).group(1) for line in reasons}:
+            assert f"[{n}] 开源还是闭源" in sources
+        assert "*What would change the answer*" in shown and "*Next steps*" in shown
+        assert "Context: hospital triage assistant" in shown
+
+        # Back from the result: it stays (without buttons) and the last question is asked again.
+        count = len(thread.posts())
+        thread.click(result, "strategy_check:back")
+        kept = thread.wait_update(result.ts)
+        assert kept.blocks[0]["text"]["text"] == "Recommendation: Closed source" and kept.elements() == []
+        reasked = thread.wait_posts(count + 1)
+        assert question_number(reasked) == 9 and reasked.ts != last.ts
+        assert "Current answer: *Financial monitoring (e.g. sentiment)*" in reasked.all_text
+        result = thread.answer_and_wait(ALL_CLOSED[keys[-1]])
+        assert result.text.splitlines()[0] == "Recommendation: Closed source"
+
+        # Export as Markdown: the whole result as a code block in the thread.
+        count = len(thread.posts())
+        thread.click(result, "strategy_check:export")
+        exported = thread.wait_posts(count + 1)
+        body = exported.text.split("```", 2)[1].strip("\n")
+        assert body.splitlines()[0] == "Recommendation: Closed source"
+        assert "## Sources" in body and "## Why" in body
+
+        # Start over from the result: the result stays (without buttons), question 1 comes again.
+        thread.click(result, "strategy_check:restart")
+        kept = thread.wait_update(result.ts)
+        assert kept.blocks[0]["text"]["text"] == "Recommendation: Closed source" and kept.elements() == []
+        restarted = thread.wait_posts(count + 2)
+        assert question_number(restarted) == 1 and "Current answer" not in restarted.all_text
+        assert bot.services.dialogues.get(CHANNEL_ID, thread.ts).answers == {}
+
+        # Cancel, then Start over from the cancelled message.
+        thread.click(restarted, "strategy_check:cancel")
+        cancelled = thread.wait_update(restarted.ts)
+        assert "cancelled" in cancelled.all_text and bot.services.dialogues.get(CHANNEL_ID, thread.ts).status == "cancelled"
+        thread.click(cancelled, "strategy_check:restart")
+        assert question_number(thread.wait_posts(count + 3)) == 1
+
+    assert acks_before_restart >= 4 and max(thread.acks) < ACK_LIMIT_MS
+
+
+def test_an_expired_dialogue_says_so_when_clicked(slack, posted, data_dir, kb):
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        thread = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start()
+        second = thread.answer_and_wait("public")
+        store = bot.services.dialogues
+        store.save(store.get(CHANNEL_ID, thread.ts), now=time.time() - 8 * DAY)  # idle for 8 days
+
+        thread.answer(second, "partial")
+        expired = thread.wait_update(second.ts)
+        assert "expired after 7 days without activity" in expired.all_text and "/strategy-check" in expired.all_text
+        assert expired.elements() == []
+        slack.settle()
+        assert len(thread.posts()) == 2, "no further question after an expired click"
+        assert store.get(CHANNEL_ID, thread.ts) is None
+
+        thread.answer(second, "partial")  # clicked again (e.g. an old client): a clear note
+        note = slack.wait_for("chat.postEphemeral")[0]
+        assert "no longer exists" in note.body["text"]
+
+
+def test_a_double_click_moves_the_dialogue_once(slack, posted, data_dir, kb):
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        thread = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start()
+        first = thread.latest()
+        clicks = [threading.Thread(target=thread.answer, args=(first, "internal")) for _ in range(2)]
+        for t in clicks:
+            t.start()
+        for t in clicks:
+            t.join()
+        thread.wait_posts(2)
+        slack.settle()
+        assert len(thread.posts()) == 2
+        assert bot.services.dialogues.get(CHANNEL_ID, thread.ts).step == 1
+        stale = slack.wait_for("chat.postEphemeral")[0]
+        assert "no longer open" in stale.body["text"]
+
+
+def test_several_dialogues_run_at_once_in_different_threads(slack, posted, data_dir, kb, model):
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        alice = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start("team A")
+        bob = StrategyThread(slack, posted, bot, OTHER_USER, "C0CHAN002").start("team B")
+        carol = StrategyThread(slack, posted, bot, "U0CAROL03", CHANNEL_ID).start("team C")
+        plans = [(alice, ["public", "not_moat"]), (bob, ["regulated", "core_moat"]), (carol, ["internal", "partial"])]
+
+        def run(thread: StrategyThread, values: list[str]) -> None:
+            for value in values:
+                thread.answer_and_wait(value)
+
+        workers = [threading.Thread(target=run, args=item) for item in plans]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=60)
+        for thread, values in plans:
+            dialogue = bot.services.dialogues.get(thread.channel, thread.ts)
+            assert dialogue.user_id == thread.user
+            assert dialogue.answers == dict(zip(model.question_keys, values))
+            assert question_number(thread.latest()) == 3
+
+
+def test_the_command_says_so_when_the_bot_cannot_post_in_the_channel(slack, data_dir, kb):
+    slack.script("chat.postMessage", {"ok": False, "error": "not_in_channel"})
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        response = bot.send_form(slash_payload("/strategy-check", channel_id="C0PRIVATE",
+                                               response_url=slack.response_url("cmd")))
+        assert response.status == 200 and response.elapsed_ms < ACK_LIMIT_MS
+        ACK_MS.append(response.elapsed_ms)
+        reply = slack.wait_for("response_url")[0]
+        assert "not_in_channel" in reply.body["text"] and reply.body["response_type"] == "ephemeral"
+        assert bot.services.dialogues.get("C0PRIVATE", "") is None
+
+
+def test_a_malformed_decision_model_stops_the_bot_at_start_up_naming_the_entry(slack, data_dir, kb, tmp_path):
+    data = yaml.safe_load(DEFAULT_MODEL_PATH.read_text(encoding="utf-8"))
+    data["questions"][4]["options"][1]["weights"]["open"] = "lots"
+    bad = tmp_path / "decision_model.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(DecisionModelError) as error:
+        with running_bot(bot_settings(data_dir, slack, decision_model_file=bad), kb=kb):
+            pass
+    assert "question 'ecosystem_value' option 'useful': weight 'open' must be a number, got 'lots'" in str(error.value)
