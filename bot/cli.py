@@ -50,18 +50,28 @@ def _index_errors():
     return (IndexError_, EmbeddingError)
 
 
+def _cli_user() -> str:
+    """Who ran `strategy-bot index`, for the index's "built by" (`/strategy-reindex status`)."""
+    import getpass
+
+    try:
+        return f"cli ({getpass.getuser()})"
+    except (OSError, KeyError):  # no login name in some containers
+        return "cli"
+
+
 @cli.command()
 @click.option("--rebuild", is_flag=True, help="Embed every document again, ignoring the current index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index(rebuild: bool, as_json: bool) -> None:
-    """Build or refresh the index from KNOWLEDGE_DIR."""
+    """Build or refresh the index from KNOWLEDGE_DIR (plus DATA_DIR/knowledge when KNOWLEDGE_DIR is the shipped corpus)."""
     from bot.console import print_build_summary, progress_bar
 
     settings = load_settings()
     kb = knowledge_base(settings)
     try:
         with progress_bar(disabled=as_json) as progress:
-            summary = kb.reindex(rebuild=rebuild, built_by="cli", progress=progress)
+            summary = kb.reindex(rebuild=rebuild, built_by=_cli_user(), progress=progress)
     except _index_errors() as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
@@ -76,13 +86,20 @@ def index(rebuild: bool, as_json: bool) -> None:
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 def ask(question: str, as_json: bool, mode: str) -> None:
     """Answer QUESTION from the documents ('-' reads one question per line from stdin)."""
-    from retrieval.service import QuestionError
+    from retrieval.llm import LLMUnavailable
+    from retrieval.service import QuestionError, validate_question
 
     settings = load_settings()
+    if question != "-":
+        try:  # before a first index build, which takes a while
+            validate_question(question, settings.max_question_chars)
+        except QuestionError as exc:
+            raise BadInput(str(exc)) from None
     kb = knowledge_base(settings)
     try:
+        kb.check_llm()  # before a first index build, which takes a while
         kb.ensure_index()
-    except _index_errors() as exc:
+    except (*_index_errors(), LLMUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     if question == "-":
         _ask_stream(kb, mode, as_json)
@@ -157,13 +174,38 @@ def chat() -> None:
 
 
 @cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Override PORT (HTTP mode).")
+def serve(port: int | None) -> None:
+    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT (/slack/events, /healthz)."""
+    settings = load_settings()
+    if port is not None:
+        settings = settings.with_(port=port)
+    _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
+    from bot.app import SlackSetupError
+    from bot.server import serve_forever
+    from retrieval.llm import LLMUnavailable, check as check_llm
+
+    if not settings.slack_bot_token:
+        raise click.UsageError("SLACK_BOT_TOKEN is not set: the bot needs it to post in Slack (see .env.example).")
+    if not settings.slack_app_token and not settings.slack_signing_secret:
+        raise click.UsageError("Set SLACK_APP_TOKEN for Socket Mode, or SLACK_SIGNING_SECRET for HTTP mode.")
+    logging.getLogger().setLevel(settings.log_level.upper())
+    try:
+        check_llm(settings)  # a misconfigured LLM_PROVIDER stops start-up with the fix, not every answer
+        serve_forever(settings)
+    except (SlackSetupError, LLMUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
 def run() -> None:
     """What `make run` does: the Slack bot when Slack is configured, else the console chat."""
     settings = load_settings()
     if settings.slack_bot_token and (settings.slack_app_token or settings.slack_signing_secret):
-        from bot.server import serve_forever
-
-        serve_forever(settings)
+        _serve(settings)
         return
     click.echo("No Slack tokens configured (SLACK_BOT_TOKEN + SLACK_APP_TOKEN or SLACK_SIGNING_SECRET): "
                "starting the console chat.", err=True)

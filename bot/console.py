@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -12,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from retrieval.answer import Answer, format_citation, load_templates
 
 console = Console(highlight=False)
+console.soft_wrap = not console.is_terminal  # piped output: one line per line, no wrapping at 80
 err_console = Console(stderr=True, highlight=False)
 QUOTE_CHARS = 240
 
@@ -33,8 +35,11 @@ def print_answer(answer: Answer) -> None:
 @contextmanager
 def progress_bar(disabled: bool = False) -> Iterator:
     """A `Progress` callback for index builds that draws a bar per stage on stderr."""
-    if disabled or not err_console.is_terminal:
+    if disabled:
         yield None
+        return
+    if not err_console.is_terminal:
+        yield _progress_lines()
         return
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
@@ -48,17 +53,32 @@ def progress_bar(disabled: bool = False) -> Iterator:
         yield update
 
 
+def _progress_lines(every_s: float = 2.0):
+    """Progress as plain stderr lines (logs, pipes): a stage's start and end, and every few seconds."""
+    last = {"stage": "", "at": 0.0}
+
+    def update(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != last["stage"] or done >= total or now - last["at"] >= every_s:
+            print(f"embedding {stage}: {done}/{total}", file=sys.stderr, flush=True)
+            last.update(stage=stage, at=now)
+
+    return update
+
+
 def print_build_summary(summary) -> None:
     console.print(
-        f"Indexed {summary.documents} documents, {summary.chunks} chunks in {summary.seconds:.1f} s "
-        f"(embedded {summary.embedded}, reused {summary.reused})."
+        f"Indexed {summary.documents} documents, {summary.chunks} chunks in {summary.seconds:.1f} s: "
+        f"added {len(summary.added)}, changed {len(summary.changed)}, removed {len(summary.removed)}, "
+        f"unchanged {len(summary.unchanged)} (embedded {summary.embedded} texts, reused {summary.reused}).",
+        soft_wrap=True,
     )
     for label, ids in (("added", summary.added), ("changed", summary.changed), ("removed", summary.removed),
                        ("unchanged", summary.unchanged)):
         if ids:
-            console.print(f"  {label}: {', '.join(ids)}")
+            console.print(f"  {label}: {escape(', '.join(ids))}", soft_wrap=True)
     for name, reason in summary.skipped:
-        err_console.print(f"  [yellow]skipped {escape(name)}: {escape(reason)}[/yellow]")
+        err_console.print(f"  [yellow]skipped {escape(name)}: {escape(reason)}[/yellow]", soft_wrap=True)
 
 
 def run_chat(kb) -> None:

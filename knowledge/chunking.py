@@ -20,6 +20,7 @@ SECTION_SEPARATOR = " › "
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 FAQ_HEADING = re.compile(r"^\*\*\s*(Q\d+\s*[:：].+?)\s*\*\*\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
+WORDS = re.compile(r"[0-9A-Za-z\u3400-\u9fff]")  # a line with none (a rule, "---") is no content
 SENTENCE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", ". ", "，", ",", " ", ""]
 MAX_REPEATS_KEPT = 2
 MAX_PERIOD = 4
@@ -95,7 +96,7 @@ def split_sections(text: str) -> list[Section]:
             stack = base + [(7, faq.group(1))]
             sections.append(Section(path=tuple(name for _, name in stack)))
         sections[-1].lines.append(line)
-    return [s for s in sections if any(line.strip() for line in s.lines[1 if s.path else 0 :])]
+    return [s for s in sections if any(WORDS.search(line) for line in s.lines[1 if s.path else 0 :])]
 
 
 def section_label(path: tuple[str, ...]) -> str:
@@ -165,7 +166,7 @@ class Chunker:
     def _pack(self, blocks: list[tuple[str, str]]) -> list[tuple[str, str]]:
         packed: list[tuple[str, str]] = []
         for kind, text in (piece for block in blocks for piece in self._pieces(*block)):
-            if packed and len(packed[-1][1]) + len(text) + 2 <= self.chunk_size:
+            if packed and (len(packed[-1][1]) + len(text) + 2 <= self.chunk_size or is_heading_only(packed[-1][1])):
                 prev_kind, prev_text = packed[-1]
                 packed[-1] = ("text" if "text" in (prev_kind, kind) else "code", f"{prev_text}\n\n{text}")
             else:
@@ -179,6 +180,11 @@ class Chunker:
             for kind, text in self._pack(split_blocks(collapse_repeats(section.lines))):
                 chunks.append(make_chunk(doc, label, text, len(chunks), kind))
         return chunks
+
+
+def is_heading_only(text: str) -> bool:
+    """Only headings and rules: it must join the text after it, however long that is."""
+    return all(HEADING.match(line) or not WORDS.search(line) for line in text.splitlines())
 
 
 def make_chunk(doc: SourceDocument, section: str, text: str, ordinal: int, kind: str) -> Chunk:

