@@ -18,6 +18,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench_stats import percentile  # noqa: E402
 
 from retrieval.evaluation import load_items  # noqa: E402
 from retrieval.service import KnowledgeBase  # noqa: E402
@@ -33,9 +34,7 @@ def questions(limit: int) -> list[str]:
 
 
 def percentiles(values: list[float]) -> str:
-    values = sorted(values)
-    p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
-    return f"p50 {statistics.median(values):7.1f} ms   p95 {p95:7.1f} ms"
+    return f"p50 {percentile(values, 50):7.1f} ms   p95 {percentile(values, 95):7.1f} ms"
 
 
 def timed(call) -> float:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench_stats import percentile  # noqa: E402
 
 from retrieval.evaluation import EvalItem, evaluate, load_items  # noqa: E402
 from retrieval.service import KnowledgeBase  # noqa: E402
@@ -91,11 +92,6 @@ def note(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
-    low, high = int(rank), min(int(rank) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from bench_stats import percentile  # noqa: E402
 
 from slack_harness import (BOT_USER_ID, SIGNING_SECRET, FakeSlackAPI, bot_settings, event_payload,  # noqa: E402
                            http_request, mention_event, sign)
@@ -54,11 +55,6 @@ TUNABLES = ("embedding_backend", "embedding_model", "embedding_threads", "top_k"
 ANSWER_P95_TARGET_MS = 500.0
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 class Driver:

@@ -32,6 +32,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from bench_stats import percentile  # noqa: E402
 
 from slack_harness import (BOT_ID, BOT_USER_ID, CHANNEL_ID, SIGNING_SECRET, Call, FakeSlackAPI,  # noqa: E402
                            block_action_payload, bot_settings, http_request, message_problem, new_ts,
@@ -42,11 +43,6 @@ from strategy_bot.settings import Settings  # noqa: E402
 ACK_LIMIT_MS = 3000.0
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 class FakeSlack:

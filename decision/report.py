@@ -17,6 +17,8 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 import yaml
 
+from knowledge.sentences import is_quotable
+
 from .engine import Decision, Factor, rank
 from .model import DecisionModel
 
@@ -193,7 +195,7 @@ def _candidates(kb: KnowledgeSearch, result: Any, limit: int) -> list[Candidate]
     index = kb.ensure_index()
     found = []
     for rank_, hit in enumerate(result.hits):
-        rows = index.sentences_of(hit.position)
+        rows = [r for r in index.sentences_of(hit.position) if is_quotable(index.sentences[r]["text"])]
         if rows:
             scores = index.sentence_vectors[rows] @ result.query_vector
             best = int(np.argmax(scores))

@@ -1,4 +1,10 @@
-"""Sentence splitting for Chinese and English text, for extractive answers."""
+"""Sentence splitting for Chinese and English text.
+
+Sentences serve twice: their vectors let search reward one precise match inside a
+long passage, and the best of them make the extractive answer. An FAQ's question
+line ("Q3: 如何…？") or a list's lead-in ("…以下几个方面：") is good evidence for
+search but says nothing as a quote, so `is_quotable` keeps those out of answers.
+"""
 from __future__ import annotations
 
 import re
@@ -26,10 +32,15 @@ def split_sentences(text: str) -> list[str]:
         if line.strip().startswith(("```", "~~~")):
             in_fence = not in_fence
             continue
-        if in_fence or HEADING_LINE.match(line) or FAQ_QUESTION.match(line) or not line.strip():
+        if in_fence or HEADING_LINE.match(line) or not line.strip():
             continue
         for part in SENTENCE_END.split(ANSWER_LABEL.sub("", line)):
             part = clean_markup(part or "")
-            if len(part) >= MIN_CHARS and not part.startswith(("$$", "|")) and not part.endswith(LEAD_IN_END):
+            if len(part) >= MIN_CHARS and not part.startswith(("$$", "|")):
                 sentences.append(part)
     return sentences
+
+
+def is_quotable(sentence: str) -> bool:
+    """Whether a sentence can stand alone in an answer (not a question line or a lead-in)."""
+    return not FAQ_QUESTION.match(sentence) and not sentence.endswith(LEAD_IN_END)

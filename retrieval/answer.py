@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from knowledge.language import language_of
+from knowledge.sentences import is_quotable
 from retrieval.index_store import KnowledgeIndex
 from retrieval.search import Hit, SearchResult
 from strategy_bot.settings import PROMPTS_DIR
@@ -70,6 +71,8 @@ def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> l
             continue
         scores = index.sentence_vectors[rows] @ result.query_vector
         for row, score in zip(rows, scores):
+            if not is_quotable(index.sentences[row]["text"]):
+                continue
             # A small bonus for the passage's rank keeps the answer anchored on the best hit.
             candidates.append((float(score) - 0.01 * (n - 1), n, row, index.sentences[row]["text"]))
     if not candidates:

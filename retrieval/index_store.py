@@ -9,7 +9,6 @@ Layout under `DATA_DIR`:
         sentences.npy, sentences.json   sentence vectors for extractive answers
         background.npy, background.json  off-topic background sentences and vectors, for declining
         background_queries.npy      the same sentences embedded as questions
-        hubness.npy                 each chunk's mean similarity to those questions
         gloss.npy, gloss.json       word-by-word English glosses of the chunks (crosslingual.py)
         term_map.json               English words -> the corpus's Chinese words (crosslingual.py)
     reindex.lock                    held while a build runs (one at a time)
@@ -140,7 +139,7 @@ class KnowledgeIndex:
     background: np.ndarray
     path: Path
     gloss_vectors: np.ndarray | None = None  # English glosses of the chunks (same order)
-    hubness: np.ndarray | None = None  # each chunk's mean similarity to everyday questions
+    background_queries: np.ndarray | None = None  # the background sentences embedded as questions
 
     @property
     def chunk_vectors(self) -> np.ndarray:
@@ -155,6 +154,8 @@ class KnowledgeIndex:
         self._chunk_vectors = self.store.index.reconstruct_n(0, total) if total else np.zeros((0, dim), np.float32)
         self.sentence_owner = np.array([s["chunk"] for s in self.sentences], dtype=np.int64)
         self.language = corpus_language(self.chunks)
+        self.chunk_baseline = similarity_baseline(self._chunk_vectors, self.background_queries)
+        self.sentence_baseline = similarity_baseline(self.sentence_vectors, self.background_queries)
         self._by_chunk: dict[int, list[int]] = {}
         for i, sentence in enumerate(self.sentences):
             self._by_chunk.setdefault(sentence["chunk"], []).append(i)
@@ -242,7 +243,7 @@ class IndexStore:
             background=np.load(folder / "background.npy", allow_pickle=False),
             path=folder,
             gloss_vectors=np.load(folder / "gloss.npy", allow_pickle=False),
-            hubness=np.load(folder / "hubness.npy", allow_pickle=False),
+            background_queries=np.load(folder / "background_queries.npy", allow_pickle=False),
         )
 
     @contextmanager
@@ -351,8 +352,7 @@ class IndexStore:
         store.add_vectors(chunk_vectors, [chunk_to_document(c) for c in chunks])
         store.save(folder)
         arrays = {"sentences": sentence_vectors, "background": background_vectors,
-                  "background_queries": background_queries, "gloss": gloss_vectors,
-                  "hubness": hubness(chunk_vectors, background_queries)}
+                  "background_queries": background_queries, "gloss": gloss_vectors}
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
         texts = {"sentences": sentence_rows, "background": background, "gloss": gloss_texts,
@@ -463,23 +463,27 @@ class _VectorCache:
         return out
 
 
+def similarity_baseline(vectors: np.ndarray, background_queries: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each vector's mean and spread of similarity to everyday questions.
+
+    A few generic passages sit close to every question ("hubs") and crowd the top five,
+    and raw e5 cosines of different passages are not on one scale. Search turns a
+    cosine into a z-score against this baseline: how unusually close the question is
+    to this passage, compared with how close everyday questions get to it.
+    """
+    if background_queries is None or not len(background_queries) or not len(vectors):
+        return np.zeros(len(vectors), np.float32), np.ones(len(vectors), np.float32)
+    similarities = vectors @ background_queries.T
+    spread = np.maximum(similarities.std(axis=1), 1e-3)
+    return similarities.mean(axis=1).astype(np.float32), spread.astype(np.float32)
+
+
 def corpus_language(chunks: list[Chunk]) -> str:
     """'zh' or 'en': the language most of the indexed text is in (by characters)."""
     counts = {"zh": 0, "en": 0}
     for chunk in chunks:
         counts[language_of(chunk.text)] += len(chunk.text)
     return max(counts, key=lambda lang: (counts[lang], lang == "en"))
-
-
-def hubness(chunk_vectors: np.ndarray, background_queries: np.ndarray) -> np.ndarray:
-    """How much each chunk attracts everyday questions (its mean similarity to them).
-
-    A few generic passages sit close to every question (high "hubness") and crowd the
-    top five; search subtracts this, as CSLS does for cross-lingual retrieval.
-    """
-    if not len(background_queries) or not len(chunk_vectors):
-        return np.zeros(len(chunk_vectors), dtype=np.float32)
-    return (chunk_vectors @ background_queries.T).mean(axis=1).astype(np.float32)
 
 
 def _write_json_durably(path: Path, data: dict) -> None:

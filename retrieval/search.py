@@ -2,12 +2,13 @@
 
 Dense score of a chunk, for a question q (all cosines of normalised e5 vectors):
 
-    chunk(q) + best_sentence(q) - HUB_WEIGHT * hubness
+    z(chunk, q) + max over its sentences z(sentence, q)
 
-- chunk: the passage as written; best_sentence: its closest sentence, which rewards
-  one precise match over diffuse topicality (a code-only chunk uses its chunk score);
-  hubness: its mean similarity to everyday questions, which demotes the generic
-  passages that otherwise sit in every top five (as CSLS does).
+- z(x, q): the cosine of q and x as a z-score against x's similarity to everyday
+  questions (index_store.similarity_baseline). Generic passages that sit close to
+  every question stop crowding the top five, and passages become comparable.
+- The best sentence rewards one precise match inside a long passage (a code-only
+  chunk counts its chunk score twice).
 - An English question's words mapped to the corpus's Chinese words (crosslingual.py)
   are embedded too, and that pseudo-question's dense score is added with a small
   weight: e5 matches Chinese to Chinese better than English to Chinese.
@@ -29,9 +30,8 @@ from knowledge.chunking import Chunk
 from retrieval.index_store import KnowledgeIndex
 
 RRF_K = 60
-CANDIDATES = 30
-HUB_WEIGHT = 2.0
 TRANSLATED_QUERY_WEIGHT = 0.3
+LEXICAL_WEIGHT = 0.5  # times the query's coverage
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -60,11 +60,16 @@ def rrf(scores: np.ndarray) -> np.ndarray:
     return 1.0 / (RRF_K + ranks + 1)
 
 
-def best_per_chunk(index: KnowledgeIndex, vector: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Each chunk's best sentence similarity (`fallback` for chunks without prose sentences)."""
+def zscores(similarities: np.ndarray, baseline: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    mean, spread = baseline
+    return ((similarities - mean) / spread).astype(np.float32)
+
+
+def best_per_chunk(index: KnowledgeIndex, sentence_scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Each chunk's best sentence score (`fallback` for chunks without prose sentences)."""
     best = np.full(len(index.chunks), -np.inf, dtype=np.float32)
     if len(index.sentences):
-        np.maximum.at(best, index.sentence_owner, index.sentence_vectors @ vector)
+        np.maximum.at(best, index.sentence_owner, sentence_scores)
     return np.where(np.isfinite(best), best, fallback).astype(np.float32)
 
 
@@ -75,14 +80,19 @@ class Searcher:
         self.index = index
 
     def views(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cosines of the question with each chunk, its gloss and its best sentence."""
         index = self.index
         chunk = index.chunk_vectors @ vector
         gloss = index.gloss_vectors @ vector if index.gloss_vectors is not None else np.zeros_like(chunk)
-        return chunk, gloss, best_per_chunk(index, vector, chunk)
+        sentences = index.sentence_vectors @ vector if len(index.sentences) else np.zeros(0, np.float32)
+        return chunk, gloss, best_per_chunk(index, sentences, chunk)
 
-    def dense_score(self, chunk: np.ndarray, sentence: np.ndarray) -> np.ndarray:
-        hub = self.index.hubness if self.index.hubness is not None else 0.0
-        return chunk + sentence - HUB_WEIGHT * hub
+    def dense_score(self, vector: np.ndarray) -> np.ndarray:
+        index = self.index
+        chunk = zscores(index.chunk_vectors @ vector, index.chunk_baseline)
+        sentences = (zscores(index.sentence_vectors @ vector, index.sentence_baseline)
+                     if len(index.sentences) else np.zeros(0, np.float32))
+        return chunk + best_per_chunk(index, sentences, chunk)
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid",
                query_vector: np.ndarray | None = None) -> SearchResult:
@@ -93,21 +103,20 @@ class Searcher:
         if not index.chunks:
             return SearchResult([], vector, -1.0, -1.0, 0.0)
         chunk, gloss, sentence = self.views(vector)
-        dense = self.dense_score(chunk, sentence)
+        dense = self.dense_score(vector)
         prepared = index.lexical.prepare(query)
         coverage = prepared.coverage
         if prepared.translated:
             # An English question also asks, in the corpus's own words, through its translation.
             pseudo = index.store.embedding_model.embed_query_vector(" ".join(prepared.translated))
-            pseudo_chunk, _, pseudo_sentence = self.views(pseudo)
-            dense = dense + TRANSLATED_QUERY_WEIGHT * self.dense_score(pseudo_chunk, pseudo_sentence)
+            dense = dense + TRANSLATED_QUERY_WEIGHT * self.dense_score(pseudo)
         lexical = index.lexical.scores(prepared.tokens)
         if mode == "dense":
             fused = dense
         elif mode == "lexical":
             fused = np.where(lexical > 0, lexical, -np.inf)
         else:
-            fused = rrf(dense) + coverage * np.where(lexical > 0, rrf(lexical), 0.0)
+            fused = rrf(dense) + LEXICAL_WEIGHT * coverage * np.where(lexical > 0, rrf(lexical), 0.0)
         order = [int(p) for p in np.argsort(-fused, kind="stable")[:k] if np.isfinite(fused[p])]
         hits = [Hit(p, index.chunks[p], float(fused[p]), float(chunk[p]), float(lexical[p])) for p in order]
         background = float(np.max(index.background @ vector)) if len(index.background) else -1.0
