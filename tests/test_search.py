@@ -148,7 +148,8 @@ def test_a_follow_up_uses_the_thread_history(kb):
 
 
 def test_eval_quality(kb):
-    """Floors the current system reaches; the issue asks for recall@5 ≥ 0.90, MRR ≥ 0.70."""
+    """Floors just under what the system reaches (public 1.00 / 0.87, ours 0.885 / 0.68), so a
+    regression fails; the issue asks for recall@5 ≥ 0.90 and MRR ≥ 0.70 on both."""
     reports = {STRATEGY_EVAL.name: evaluate(kb, load_items(STRATEGY_EVAL))}
     if SHARED_EVAL.is_file():
         reports[SHARED_EVAL.name] = evaluate(kb, load_items(SHARED_EVAL))
@@ -157,10 +158,13 @@ def test_eval_quality(kb):
               f"off-topic declined {report.declined}/{report.unanswerable}  "
               f"answerable declined {len(report.wrongly_declined)}  misses {report.misses}  "
               f"wrongly answered {report.wrongly_answered}")
+    floors = {STRATEGY_EVAL.name: (0.86, 0.65), SHARED_EVAL.name: (0.90, 0.80)}
     for name, report in reports.items():
-        assert report.recall_at_5 >= 0.80, name
-        assert report.mrr >= 0.60, name
+        recall, mrr = floors[name]
+        assert report.recall_at_5 >= recall, name
+        assert report.mrr >= mrr, name
         assert len(report.wrongly_declined) <= 1, name
+        assert report.declined >= report.unanswerable - 1, name
     if SHARED_EVAL.is_file():
         public = reports[SHARED_EVAL.name]
         assert public.unanswerable >= 1 and public.declined == public.unanswerable
