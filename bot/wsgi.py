@@ -103,7 +103,7 @@ class BotWsgiApp:
 def health(services: Services) -> tuple[str, dict]:
     """200 once the index is loaded; 503 while it loads or after it failed to (with the reason)."""
     readiness = services.readiness
-    if readiness.loaded.is_set():
+    if readiness.loaded.is_set() or services.kb.is_loaded:  # a question may have loaded it after a failure
         return "200 OK", {"status": "ok"}
     if readiness.error:
         return "503 Service Unavailable", {"status": "error", "error": readiness.error}

@@ -80,6 +80,11 @@ class KnowledgeBase:
     def index_exists(self) -> bool:
         return self.store.exists()
 
+    @property
+    def is_loaded(self) -> bool:
+        """Whether an index is in memory (whoever loaded it: start-up or a later question)."""
+        return self._index is not None
+
     def ensure_index(self, progress: Progress | None = None) -> KnowledgeIndex:
         """The loaded index; built from the knowledge folder if there is none yet."""
         with self._lock:

@@ -113,9 +113,23 @@ def test_health_is_ok_only_once_the_index_is_loaded():
     from bot.services import IndexReadiness
     from bot.wsgi import health
 
-    services = SimpleNamespace(readiness=IndexReadiness())
+    services = SimpleNamespace(readiness=IndexReadiness(), kb=SimpleNamespace(is_loaded=False))
     assert health(services) == ("503 Service Unavailable", {"status": "loading"})
     services.readiness.error = "IndexMissing: no index"
     assert health(services) == ("503 Service Unavailable", {"status": "error", "error": "IndexMissing: no index"})
     services.readiness.loaded.set()
     assert health(services)[0] == "200 OK"
+
+
+def test_health_recovers_when_a_later_question_loads_the_index():
+    """The start-up load failed (say the index was being rebuilt); a question loaded it since."""
+    from types import SimpleNamespace
+
+    from bot.services import IndexReadiness
+    from bot.wsgi import health
+
+    services = SimpleNamespace(readiness=IndexReadiness(error="IndexBusy: a re-index is running"),
+                               kb=SimpleNamespace(is_loaded=False))
+    assert health(services)[0] == "503 Service Unavailable"
+    services.kb.is_loaded = True
+    assert health(services) == ("200 OK", {"status": "ok"})
