@@ -208,7 +208,7 @@ def main() -> None:
         ["cold start to first answer", cold["median_s"], "s",
          f"`ask --json`, median of {args.cold_runs} (min {cold['min_s']:.2f}, max {cold['max_s']:.2f})"],
         ["peak RSS, cold ask", cold["peak_rss_mb"], "MB", ""],
-        [f"batch `ask --json -`, 1 question", batch["one_s"], "s", f"median of {args.cold_runs}"],
+        ["batch `ask --json -`, 1 question", batch["one_s"], "s", f"median of {args.cold_runs}"],
         [f"batch `ask --json -`, {batch['n']} questions", batch["many_s"], "s", f"median of {args.cold_runs}"],
         ["marginal cost per question", batch["marginal_ms"], "ms", "(T_N - T_1) / (N - 1)"],
         ["peak RSS, batch ask", batch["peak_rss_mb"], "MB", ""],

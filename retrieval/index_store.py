@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -34,7 +33,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from langchain_core.documents import Document
@@ -43,9 +42,10 @@ from knowledge.chunking import Chunk, Chunker
 from knowledge.language import language_of
 from knowledge.documents import LoadReport, SourceDocument, load_folders
 from knowledge.sentences import split_sentences
-from retrieval.crosslingual import Glosser, build_gloss_map, build_term_map
+from retrieval.crosslingual import build_term_map
 from retrieval.embeddings import VectorEmbeddings
-from retrieval.lexical import STOPWORDS, LexicalIndex, chinese_words
+from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
+from retrieval.lexical import LexicalIndex
 from retrieval.vector_store import FaissVectorStore
 
 FORMAT_VERSION = 1
@@ -53,7 +53,6 @@ META_FILE = "meta.json"
 TERM_MAP_FILE = "term_map.json"
 KEEP_OLD_BUILDS = 1
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 class IndexError_(RuntimeError):
@@ -159,10 +158,6 @@ class KnowledgeIndex:
         self._by_chunk: dict[int, list[int]] = {}
         for i, sentence in enumerate(self.sentences):
             self._by_chunk.setdefault(sentence["chunk"], []).append(i)
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def chunk_to_document(chunk: Chunk) -> Document:
@@ -339,8 +334,8 @@ class IndexStore:
 
         chunk_texts = [c.embedding_text() for c in chunks]
         vocabulary = LexicalIndex(chunk_texts).vocabulary
-        cache = _VectorCache(previous)
-        gloss_texts = _glosses(chunk_texts, cache)
+        cache = VectorCache(previous)
+        gloss_texts = glosses_for(chunk_texts, cache)
         chunk_vectors = cache.embed(self.embeddings, chunk_texts, "chunks", progress)
         gloss_vectors = cache.embed(self.embeddings, gloss_texts, "glosses", progress)
         sentence_vectors = cache.embed(self.embeddings, [r["text"] for r in sentence_rows], "sentences", progress)
@@ -364,7 +359,7 @@ class IndexStore:
             built_by=built_by,
             documents=[DocumentEntry(d.doc_id, d.title, d.path.name, d.sha256, len(chunks_by_doc[d.doc_id]))
                        for d in documents],
-            chunk_count=len(chunks), background_sha256=_sha("\n".join(background)),
+            chunk_count=len(chunks), background_sha256=text_sha("\n".join(background)),
         )
         # meta.json last: a folder without it is an unfinished build and is never loaded.
         _write_json_durably(folder / META_FILE, asdict(meta))
@@ -388,79 +383,11 @@ class IndexStore:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _glosses(chunk_texts: list[str], cache: "_VectorCache") -> list[str]:
-    """English glosses of the chunks; a chunk the current index has keeps its gloss.
-
-    A chunk's gloss depends only on its own words, so it is taken from the current
-    index as it is; when no chunk is new, the dictionary is not even read. Keying
-    glosses by chunk also guarantees that an unchanged document keeps exactly its
-    vectors, whatever the rest of the corpus does (a `--rebuild` recomputes them all).
-    """
-    previous = [cache.gloss_of.get(_sha(text)) for text in chunk_texts]
-    if all(gloss is not None for gloss in previous):
-        return [gloss for gloss in previous if gloss is not None]
-    glosser = Glosser(build_gloss_map(chinese_words(chunk_texts)), STOPWORDS)
-    return [gloss if gloss is not None else glosser.gloss(text) for gloss, text in zip(previous, chunk_texts)]
-
-
 def _no_documents_message(folders: list[Path], report: LoadReport) -> str:
     where = ", ".join(str(f) for f in folders)
     reasons = "; ".join(f"{s.path.name}: {s.reason}" for s in report.skipped[:5])
     return (f"no readable document in {where}" + (f" ({reasons})" if reasons else "")
             + "; the current index is kept")
-
-
-class _VectorCache:
-    """Vectors of texts the current index already embedded, found by text hash."""
-
-    def __init__(self, previous: KnowledgeIndex | None) -> None:
-        self.known: dict[str, np.ndarray] = {}
-        self.gloss_of: dict[str, str] = {}  # chunk embedding text hash -> its gloss in the current index
-        self.embedded = 0
-        self.reused = 0
-        if previous is None:
-            return
-        for i, chunk in enumerate(previous.chunks):
-            self.known[_sha(chunk.embedding_text())] = previous.store.index.reconstruct(i)
-        gloss_file = previous.path / "gloss.json"
-        if gloss_file.is_file():
-            glosses = json.loads(gloss_file.read_text(encoding="utf-8"))
-            if len(glosses) == len(previous.chunks):
-                for chunk, gloss in zip(previous.chunks, glosses):
-                    self.gloss_of[_sha(chunk.embedding_text())] = gloss
-        for row, vector in zip(previous.sentences, previous.sentence_vectors):
-            self.known[_sha(row["text"])] = vector
-        folder = previous.path
-        for name, prefix in (("background", ""), ("background_queries", "query:"), ("gloss", "")):
-            texts_file = folder / f"{name.split('_')[0]}.json"
-            if not (folder / f"{name}.npy").is_file() or not texts_file.is_file():
-                continue
-            texts = json.loads(texts_file.read_text(encoding="utf-8"))
-            for text, vector in zip(texts, np.load(folder / f"{name}.npy", allow_pickle=False)):
-                self.known[prefix + _sha(text)] = vector
-
-    def embed(self, embeddings: VectorEmbeddings, texts: list[str], stage: str,
-              progress: Progress | None, batch: int = 16, as_query: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), embeddings.dimension), dtype=np.float32)
-        prefix = "query:" if as_query else ""
-        encode = embeddings.embed_queries if as_query else embeddings.embed_passages
-        missing = []
-        for i, text in enumerate(texts):
-            vector = self.known.get(prefix + _sha(text))
-            if vector is None:
-                missing.append(i)
-            else:
-                out[i] = vector
-        self.reused += len(texts) - len(missing)
-        for start in range(0, len(missing), batch):
-            part = missing[start : start + batch]
-            out[part] = encode([texts[i] for i in part])
-            self.embedded += len(part)
-            if progress:
-                progress(stage, min(start + batch, len(missing)), len(missing))
-        if progress and not missing:
-            progress(stage, 0, 0)
-        return out
 
 
 def similarity_baseline(vectors: np.ndarray, background_queries: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -59,7 +59,7 @@ def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float) -> str
 def test_a_killed_re_index_leaves_the_old_index_serving_and_the_next_one_succeeds(
         fresh_data_dir, knowledge_copy, tmp_path, e5):
     old_build = (fresh_data_dir / "index").resolve()
-    new_ids = add_documents(knowledge_copy, NEW_DOCUMENTS)
+    add_documents(knowledge_copy, NEW_DOCUMENTS)
 
     process = start_cli("index", cwd=tmp_path, data_dir=fresh_data_dir, knowledge_dir=knowledge_copy)
     try:
