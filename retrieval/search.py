@@ -79,20 +79,18 @@ class Searcher:
     def __init__(self, index: KnowledgeIndex) -> None:
         self.index = index
 
-    def views(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cosines of the question with each chunk, its gloss and its best sentence."""
+    def cosines(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cosines of the question with every chunk and every sentence (computed once per vector)."""
         index = self.index
-        chunk = index.chunk_vectors @ vector
-        gloss = index.gloss_vectors @ vector if index.gloss_vectors is not None else np.zeros_like(chunk)
         sentences = index.sentence_vectors @ vector if len(index.sentences) else np.zeros(0, np.float32)
-        return chunk, gloss, best_per_chunk(index, sentences, chunk)
+        return index.chunk_vectors @ vector, sentences
 
-    def dense_score(self, vector: np.ndarray) -> np.ndarray:
+    def dense_score(self, chunk: np.ndarray, sentences: np.ndarray) -> np.ndarray:
+        """z(chunk) + its best z(sentence), from the raw cosines."""
         index = self.index
-        chunk = zscores(index.chunk_vectors @ vector, index.chunk_baseline)
-        sentences = (zscores(index.sentence_vectors @ vector, index.sentence_baseline)
-                     if len(index.sentences) else np.zeros(0, np.float32))
-        return chunk + best_per_chunk(index, sentences, chunk)
+        chunk_z = zscores(chunk, index.chunk_baseline)
+        sentence_z = zscores(sentences, index.sentence_baseline) if len(sentences) else sentences
+        return chunk_z + best_per_chunk(index, sentence_z, chunk_z)
 
     def search(self, query: str, k: int = 5, mode: str = "hybrid",
                query_vector: np.ndarray | None = None) -> SearchResult:
@@ -102,14 +100,14 @@ class Searcher:
         vector = query_vector if query_vector is not None else index.store.embedding_model.embed_query_vector(query)
         if not index.chunks:
             return SearchResult([], vector, -1.0, -1.0, 0.0)
-        chunk, gloss, sentence = self.views(vector)
-        dense = self.dense_score(vector)
+        chunk, sentences = self.cosines(vector)
+        dense = self.dense_score(chunk, sentences)
         prepared = index.lexical.prepare(query)
         coverage = prepared.coverage
         if prepared.translated:
             # An English question also asks, in the corpus's own words, through its translation.
             pseudo = index.store.embedding_model.embed_query_vector(" ".join(prepared.translated))
-            dense = dense + TRANSLATED_QUERY_WEIGHT * self.dense_score(pseudo)
+            dense = dense + TRANSLATED_QUERY_WEIGHT * self.dense_score(*self.cosines(pseudo))
         lexical = index.lexical.scores(prepared.tokens)
         if mode == "dense":
             fused = dense
@@ -120,6 +118,7 @@ class Searcher:
         order = [int(p) for p in np.argsort(-fused, kind="stable")[:k] if np.isfinite(fused[p])]
         hits = [Hit(p, index.chunks[p], float(fused[p]), float(chunk[p]), float(lexical[p])) for p in order]
         background = float(np.max(index.background @ vector)) if len(index.background) else -1.0
-        best = float(max(chunk.max(), gloss.max(), sentence.max()))
+        gloss = index.gloss_vectors @ vector if index.gloss_vectors is not None else chunk
+        best = float(max(chunk.max(), gloss.max(), sentences.max() if len(sentences) else -1.0))
         return SearchResult(hits=hits, query_vector=vector, best_dense=best,
                             best_background=background, coverage=coverage)
