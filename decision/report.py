@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from knowledge.sentences import is_quotable
+from retrieval.lexical import tokenize
 
 from .engine import Decision, Factor, rank
 from .model import DecisionModel
@@ -147,7 +148,8 @@ def _cite_factors(
     reasons: list[Reason] = []
     for factor in factors:
         result = cached_search(kb, _index_key(kb), factor.query, int(settings["candidates"]))
-        candidates = _candidates(kb, result, int(settings["quote_chars"]))
+        candidates = _candidates(kb, result, int(settings["quote_chars"]), factor.query,
+                                 float(settings.get("overlap_weight", 0.0)))
         picked = _pick(candidates, by_chunk, float(settings["reuse_slack"]))
         n = None
         if picked is not None:
@@ -186,18 +188,26 @@ class Candidate:
     quote: str
 
 
-def _candidates(kb: KnowledgeSearch, result: Any, limit: int) -> list[Candidate]:
+def _candidates(kb: KnowledgeSearch, result: Any, limit: int, query: str = "",
+                overlap_weight: float = 0.0) -> list[Candidate]:
     """The hits with their best sentence, best sentence first (search rank breaks ties).
 
     Passage-level scores of e5 sit within a few hundredths of each other; the best single
     sentence tells apart the passage that states the reason from ones that merely share its topic.
+    Sentence cosines are compressed too, so a sentence that uses the query's own words
+    (the decision model's queries quote the articles) gets `overlap_weight` × the share of
+    them it contains.
     """
     index = kb.ensure_index()
+    query_words = set(tokenize(query))
     found = []
     for rank_, hit in enumerate(result.hits):
         rows = [r for r in index.sentences_of(hit.position) if is_quotable(index.sentences[r]["text"])]
         if rows:
             scores = index.sentence_vectors[rows] @ result.query_vector
+            if query_words and overlap_weight:
+                scores = scores + overlap_weight * np.array(
+                    [len(query_words & set(tokenize(index.sentences[r]["text"]))) / len(query_words) for r in rows])
             best = int(np.argmax(scores))
             similarity, text = float(scores[best]), index.sentences[rows[best]]["text"]
         else:  # a code-only passage has no prose sentences: quote its opening

@@ -41,7 +41,7 @@ from langchain_core.documents import Document
 from knowledge.chunking import Chunk, Chunker
 from knowledge.language import language_of
 from knowledge.documents import LoadReport, SourceDocument, load_folders
-from knowledge.sentences import split_sentences
+from knowledge.sentences import sentences_in_context
 from retrieval.crosslingual import build_term_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
@@ -328,8 +328,8 @@ class IndexStore:
         chunks_by_doc = {doc.doc_id: self.chunker.chunk(doc) for doc in documents}
         chunks = [c for doc in documents for c in chunks_by_doc[doc.doc_id]]
         summary.chunks = len(chunks)
-        sentence_rows = [{"chunk": i, "text": s} for i, c in enumerate(chunks)
-                         if c.kind == "text" for s in split_sentences(c.text)]
+        sentences = [(i, s) for i, c in enumerate(chunks) if c.kind == "text" for s in sentences_in_context(c.text)]
+        sentence_rows = [{"chunk": i, "text": s.text, "context": list(s.context)} for i, s in sentences]
         background = read_background(self.background_file)
 
         chunk_texts = [c.embedding_text() for c in chunks]
@@ -338,7 +338,8 @@ class IndexStore:
         gloss_texts = glosses_for(chunk_texts, cache)
         chunk_vectors = cache.embed(self.embeddings, chunk_texts, "chunks", progress)
         gloss_vectors = cache.embed(self.embeddings, gloss_texts, "glosses", progress)
-        sentence_vectors = cache.embed(self.embeddings, [r["text"] for r in sentence_rows], "sentences", progress)
+        sentence_vectors = cache.embed(self.embeddings, [s.embedding_text() for _, s in sentences], "sentences",
+                                       progress)
         background_vectors = cache.embed(self.embeddings, background, "background", progress)
         background_queries = cache.embed(self.embeddings, background, "background", progress, as_query=True)
         summary.embedded, summary.reused = cache.embedded, cache.reused

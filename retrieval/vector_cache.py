@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from knowledge.sentences import Sentence
 from retrieval.crosslingual import Glosser, build_gloss_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.lexical import STOPWORDS, chinese_words
@@ -45,7 +46,8 @@ class VectorCache:
                 for chunk, gloss in zip(previous.chunks, glosses):
                     self.gloss_of[text_sha(chunk.embedding_text())] = gloss
         for row, vector in zip(previous.sentences, previous.sentence_vectors):
-            self.known[text_sha(row["text"])] = vector
+            embedded = Sentence(row["text"], tuple(row.get("context", ()))).embedding_text()
+            self.known[text_sha(embedded)] = vector
         folder = previous.path
         for name, prefix in (("background", ""), ("background_queries", "query:"), ("gloss", "")):
             texts_file = folder / f"{name.split('_')[0]}.json"
