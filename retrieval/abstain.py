@@ -10,10 +10,30 @@ The knowledge-base score is the best of three views: chunks, their sentences, an
 their English glosses. A question in another language than the documents still
 scores lower against them than against same-language background sentences, so
 cross-lingual questions get their own (lower) margin.
+
+A question that names something the documents never mention ("Apache 2.0 vs MIT",
+"Kubernetes", "A100") asks about that thing; passages on neighbouring topics
+(开源协议) score close to it all the same. Such a question must clear a higher margin.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Callable
+
 from retrieval.search import SearchResult
+
+LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+#\-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
+SENTENCE_START = re.compile(r"(^|[.?!。？！]\s*)[\"'“‘(]*$")
+CJK = re.compile(r"[\u3400-\u9fff]")
+TITLE = re.compile(r"《([^《》]{1,60})》")  # a Chinese title: a book, a law, a course
+
+
+@dataclass(frozen=True)
+class DeclinePolicy:
+    same_language_margin: float
+    cross_lingual_margin: float
+    unknown_name_margin: float  # added to the margin when the question names what the documents never do
 
 
 def margin(result: SearchResult) -> float:
@@ -21,9 +41,43 @@ def margin(result: SearchResult) -> float:
     return result.best_dense - result.best_background
 
 
-def should_decline(result: SearchResult, same_language_margin: float, cross_lingual_margin: float,
-                   cross_lingual: bool) -> bool:
+def should_decline(result: SearchResult, policy: DeclinePolicy, *, cross_lingual: bool,
+                   unknown: list[str] | tuple[str, ...] = ()) -> bool:
     """True when the background set explains the question about as well as the documents."""
     if not result.hits:
         return True
-    return margin(result) < (cross_lingual_margin if cross_lingual else same_language_margin)
+    required = policy.cross_lingual_margin if cross_lingual else policy.same_language_margin
+    if unknown:
+        required += policy.unknown_name_margin
+    return margin(result) < required
+
+
+def is_name(token: str, at_sentence_start: bool, in_chinese: bool) -> bool:
+    """A product, company, standard or model name: "MIT", "Kubernetes", "A100", "GPT-4".
+
+    Capitals are the cue, except for an English sentence's first word ("What", "Should");
+    a Chinese question has no such first word. Plain numbers ("2018") and "I" are not names.
+    """
+    if len(token) < 2 or not any(c.isalpha() for c in token):  # "I", "2018"
+        return False
+    if any(c.isdigit() for c in token) or (token.isupper() and len(token) > 1):
+        return True
+    return token[0].isupper() and (in_chinese or not at_sentence_start)
+
+
+def unknown_names(question: str, mentions: Callable[[str], bool]) -> list[str]:
+    """Names in the question that the documents never mention (`mentions` asks the corpus).
+
+    Latin-script names are found by their capitals or digits; Chinese names only when
+    quoted as titles (《生成式人工智能服务管理暂行办法》): jieba cannot tell a product
+    name (通义千问) from other words.
+    """
+    in_chinese = bool(CJK.search(question))
+    names = [title for title in TITLE.findall(question) if not mentions(title)]
+    question = TITLE.sub(" ", question)
+    for match in LATIN_TOKEN.finditer(question):
+        start = SENTENCE_START.search(question[: match.start()]) is not None
+        parts = [p for p in re.split(r"-", match.group(0)) if p]
+        candidates = [p for i, p in enumerate(parts) if is_name(p, start and i == 0, in_chinese)]
+        names.extend(p for p in candidates if not mentions(p) and p not in names)
+    return names

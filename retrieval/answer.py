@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
@@ -91,13 +92,21 @@ def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> l
 
 
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
-            sentences: int) -> Answer:
-    """Build the answer (or the decline) from a search result."""
+            sentences: int, unknown_names: Sequence[str] = ()) -> Answer:
+    """Build the answer (or the decline) from a search result.
+
+    A decline names what the documents never mention, when the question named it:
+    "they never mention MIT" tells the asker more than "not covered".
+    """
     templates = load_templates()
     language = language_of(question)
     citations = [citation_for(n, hit) for n, hit in enumerate(result.hits, start=1)]
     if declined:
-        return Answer(question=question, answer=templates["declined"][language], abstained=True,
+        text = templates["declined"][language]
+        if unknown_names:
+            names = templates["name_separator"][language].join(unknown_names)
+            text += templates["never_mentioned"][language].format(names=names)
+        return Answer(question=question, answer=text, abstained=True,
                       citations=[], language=language, closest=citations[:3])
     picked = pick_sentences(index, result, sentences)
     if not picked:  # only code or headings matched: quote the top passage's opening

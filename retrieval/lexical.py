@@ -86,11 +86,15 @@ class LexicalIndex:
     def __init__(self, texts: list[str], term_map: dict[str, list[str]] | None = None) -> None:
         self._size = len(texts)
         self.term_map = term_map or {}
+        self._text = "\n".join(texts).lower()  # for names the tokens cannot show ("《…》" titles)
         self._bm25 = bm25s.BM25()
         corpus = [tokenize(t) or ["\x00empty"] for t in texts]
         if corpus:
             self._bm25.index(corpus, show_progress=False)
         self.vocabulary = frozenset(token for doc in corpus for token in doc)
+        # "gpt-3" is one token; a question's "GPT" is still mentioned
+        self._latin_parts = frozenset(part for token in self.vocabulary if token.isascii()
+                                      for part in re.split(r"[-.]", token) if part)
 
     def prepare(self, query: str) -> "LexicalQuery":
         """Query tokens (English words also as the corpus's Chinese words) and coverage.
@@ -113,6 +117,18 @@ class LexicalIndex:
         coverage = covered / total if total else 0.0
         translated = list(dict.fromkeys(t for t in translated if t in self.vocabulary))
         return LexicalQuery(tokens + translated, min(coverage, 1.0), translated)
+
+    def mentions(self, word: str) -> bool:
+        """Whether the corpus has this English word or name (or a plural of it), in any case,
+        or a Chinese word it translates to ("Google" -> 谷歌)."""
+        from retrieval.crosslingual import stem
+
+        lower = word.lower()
+        if not lower.isascii():  # a Chinese title: is it in some passage, as written?
+            return lower in self._text
+        if lower in self.vocabulary or lower.rstrip("s") in self._latin_parts or lower in self._latin_parts:
+            return True
+        return stem(lower) in self.term_map
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         if not self._size or not query_tokens:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from retrieval.abstain import should_decline
+from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from knowledge.language import language_of
 from retrieval.answer import Answer, compose
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
@@ -215,6 +215,11 @@ class KnowledgeBase:
     def _wants_llm(self, answer: Answer) -> bool:
         return self.settings.llm_provider != "none" and not answer.abstained and bool(answer.citations)
 
+    @property
+    def decline_policy(self) -> DeclinePolicy:
+        s = self.settings
+        return DeclinePolicy(s.abstain_margin, s.abstain_margin_cross_lingual, s.abstain_unknown_name_margin)
+
     def _extractive(self, question: str, history: Sequence[str], mode: str,
                     transcript: Sequence[tuple[str, str]]) -> Answer:
         text = validate_question(question, self.settings.max_question_chars)
@@ -226,9 +231,10 @@ class KnowledgeBase:
         result = self.search(text, mode=mode, history=[h for h in history if h.strip()][-2:], searcher=searcher)
         searched = time.perf_counter()
         cross_lingual = language_of(text) != index.language
-        declined = should_decline(result, self.settings.abstain_margin, self.settings.abstain_margin_cross_lingual,
-                                  cross_lingual)
-        answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences)
+        unknown = unknown_names(text, index.lexical.mentions)
+        declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown)
+        answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
+                         unknown_names=unknown)
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
                              "compose": (done - searched) * 1000, "total": (done - started) * 1000}
