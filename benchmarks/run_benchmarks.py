@@ -37,7 +37,8 @@ from retrieval.evaluation import EvalItem, evaluate, load_items  # noqa: E402
 from retrieval.service import KnowledgeBase  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402
 
-EVAL_FILES = [REPO / "eval" / "strategy_qa.jsonl", REPO.parent / "shared" / "eval" / "public_qa.jsonl"]
+EVAL_FILES = [REPO / "eval" / "strategy_qa.jsonl", REPO / "eval" / "holdout_qa.jsonl",
+              REPO.parent / "shared" / "eval" / "public_qa.jsonl"]
 MODES = ("dense", "lexical", "hybrid")
 COLD_QUESTION = "What are the advantages of a closed-source model?"
 

@@ -22,6 +22,7 @@ from retrieval.evaluation import evaluate, load_items
 from retrieval.search import rrf
 
 STRATEGY_EVAL = REPO / "eval" / "strategy_qa.jsonl"
+HOLDOUT_EVAL = REPO / "eval" / "holdout_qa.jsonl"  # written without sight of the system's results
 
 UNTRANSLATABLE_ENGLISH = ["Where can I park my bike at the office?", "What are the zyxwv flurbs of the quoggle?"]
 CHINESE_ON_TOPIC = ["闭源模式有什么缺点？", "开源模式如何降低成本？", "如何平衡透明度与知识产权保护？"]
@@ -69,6 +70,12 @@ def test_english_domain_words_are_translated_for_the_lexical_side(kb):
     assert any("闭源" in hit.chunk.text for hit in result.hits)
 
 
+def test_words_for_weighing_options_reach_the_documents_pros_and_cons(kb):
+    """CC-CEDICT has no "upside" or "downside"; the glossary maps them to 优点 / 缺点."""
+    prepared = kb.ensure_index().lexical.prepare("What are the downsides and upsides of closed source?")
+    assert {"缺点", "优点", "闭源"} <= set(prepared.translated)
+
+
 def test_rrf_weights_follow_rank_not_scale():
     weights = rrf(np.array([0.2, 9.0, 0.5]))
     assert list(np.argsort(-weights)) == [1, 2, 0]
@@ -92,7 +99,28 @@ def test_off_topic_questions_are_declined(kb, question):
     answer = kb.ask(question)
     assert answer.abstained, f"answered instead of declining: {answer.answer[:120]}"
     assert answer.citations == [] and answer.closest  # nothing cited; the closest sections are offered
-    assert answer.answer in {"The documents in the knowledge base don't cover this question.", "知识库中的文档没有涉及这个问题。"}
+    assert answer.answer.startswith(("The documents in the knowledge base don't cover this question.",
+                                     "知识库中的文档没有涉及这个问题。"))
+
+
+@pytest.mark.parametrize("question, name", [
+    ("What's the practical difference between the Apache 2.0 and MIT licenses?", "MIT"),
+    ("GPL 协议的代码能不能用在闭源商业产品里？", "GPL"),
+    ("《生成式人工智能服务管理暂行办法》对模型备案有什么要求？", "生成式人工智能服务管理暂行办法"),
+])
+def test_a_question_about_something_the_documents_never_name_is_declined_and_says_so(kb, question, name):
+    """Passages on licences in general (开源协议) score close to "Apache 2.0 vs MIT"; the
+    question is about MIT, which no document mentions, so it must clear a higher margin."""
+    answer = kb.ask(question)
+    assert answer.abstained
+    assert name in answer.answer.split("\n")[0]
+
+
+def test_names_the_documents_do_mention_raise_no_bar(kb):
+    for question in ("How did Google handle BERT — fully open or something in between?",
+                     "Facebook的FAIR模型是怎么选的？"):
+        answer = kb.ask(question)
+        assert not answer.abstained, question
 
 
 @pytest.mark.parametrize("question", ENGLISH_ON_TOPIC + CHINESE_ON_TOPIC)
@@ -148,9 +176,10 @@ def test_a_follow_up_uses_the_thread_history(kb):
 
 
 def test_eval_quality(kb):
-    """Floors just under what the system reaches (public 1.00 / 0.87, ours 0.885 / 0.68), so a
-    regression fails; the issue asks for recall@5 ≥ 0.90 and MRR ≥ 0.70 on both."""
-    reports = {STRATEGY_EVAL.name: evaluate(kb, load_items(STRATEGY_EVAL))}
+    """Floors just under what the system reaches (public 1.00 / 0.90, ours 0.885 / 0.68, the
+    hold-out set written blind 0.89 / 0.67), so a regression fails; the issue asks for
+    recall@5 ≥ 0.90 and MRR ≥ 0.70, which ours and the hold-out set do not reach yet."""
+    reports = {path.name: evaluate(kb, load_items(path)) for path in (STRATEGY_EVAL, HOLDOUT_EVAL)}
     if SHARED_EVAL.is_file():
         reports[SHARED_EVAL.name] = evaluate(kb, load_items(SHARED_EVAL))
     for name, report in reports.items():
@@ -158,13 +187,13 @@ def test_eval_quality(kb):
               f"off-topic declined {report.declined}/{report.unanswerable}  "
               f"answerable declined {len(report.wrongly_declined)}  misses {report.misses}  "
               f"wrongly answered {report.wrongly_answered}")
-    floors = {STRATEGY_EVAL.name: (0.86, 0.65), SHARED_EVAL.name: (0.90, 0.80)}
+    floors = {STRATEGY_EVAL.name: (0.86, 0.66), HOLDOUT_EVAL.name: (0.86, 0.64), SHARED_EVAL.name: (0.90, 0.80)}
     for name, report in reports.items():
         recall, mrr = floors[name]
         assert report.recall_at_5 >= recall, name
         assert report.mrr >= mrr, name
         assert len(report.wrongly_declined) <= 1, name
         assert report.declined >= report.unanswerable - 1, name
-    if SHARED_EVAL.is_file():
-        public = reports[SHARED_EVAL.name]
-        assert public.unanswerable >= 1 and public.declined == public.unanswerable
+    for name in (STRATEGY_EVAL.name, SHARED_EVAL.name):
+        if name in reports:
+            assert reports[name].unanswerable >= 1 and reports[name].declined == reports[name].unanswerable
