@@ -19,7 +19,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
+# The index is built (or refreshed) on every core first; `run` then answers on one thread per question.
 run: $(VENV)/.installed-run
+	$(BIN)/strategy-bot index
 	$(BIN)/strategy-bot run
 
 test: $(VENV)/.installed-test

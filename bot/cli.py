@@ -16,12 +16,14 @@ from strategy_bot.settings import Settings, SettingsError
 log = logging.getLogger("strategy_bot")
 
 
-def load_settings() -> Settings:
+def load_settings(*, batch: bool = False) -> Settings:
+    """Settings from the environment, with OpenMP threads capped before any engine loads
+    (`batch` for a command that only embeds, like `index`: see Settings.apply_thread_limits)."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-    settings.apply_thread_limits()
+    settings.apply_thread_limits(batch=batch)
     return settings
 
 
@@ -67,7 +69,7 @@ def index(rebuild: bool, as_json: bool) -> None:
     """Build or refresh the index from KNOWLEDGE_DIR (plus DATA_DIR/knowledge when KNOWLEDGE_DIR is the shipped corpus)."""
     from bot.console import print_build_summary, progress_bar
 
-    settings = load_settings()
+    settings = load_settings(batch=True)
     kb = knowledge_base(settings)
     try:
         with progress_bar(disabled=as_json) as progress:
