@@ -16,6 +16,7 @@ import numpy as np
 from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from knowledge.language import language_of
 from retrieval.answer import Answer, compose
+from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
 from retrieval.index_store import BuildSummary, DocumentEntry, IndexError_, IndexStore, KnowledgeIndex, Progress
 from retrieval.search import Searcher, SearchResult
@@ -65,6 +66,7 @@ class KnowledgeBase:
         self._checked_at = time.monotonic()
         self._synthesiser: "Synthesiser | None" = None  # built on first LLM answer (LLM_PROVIDER)
         self._llm_lock = threading.Lock()
+        self._mixer: CodeMixer | None = None  # glossary terms for English questions (crosslingual.py)
 
     @property
     def embeddings(self) -> VectorEmbeddings:
@@ -158,14 +160,25 @@ class KnowledgeBase:
     def search(self, query: str, k: int | None = None, mode: str = "hybrid",
                history: Sequence[str] = (), searcher: Searcher | None = None) -> SearchResult:
         searcher = searcher or self._current_searcher()
-        vector = self._query_vector(query, history)
+        vector = self._query_vector(query, history, searcher.index.language)
         lexical_query = " ".join([*history[-1:], query])
         return searcher.search(lexical_query, k or self.settings.top_k, mode=mode, query_vector=vector)
 
-    def _query_vector(self, query: str, history: Sequence[str]) -> np.ndarray:
-        vector = self.embeddings.embed_query_vector(query)
+    @property
+    def mixer(self) -> CodeMixer:
+        if self._mixer is None:
+            self._mixer = CodeMixer.from_file(GLOSSARY_FILE)
+        return self._mixer
+
+    def _embeddable(self, text: str, corpus_language: str) -> str:
+        """A question in another language than the documents is embedded with its domain
+        terms in the documents' words (see CodeMixer)."""
+        return self.mixer.mix(text) if language_of(text) != corpus_language else text
+
+    def _query_vector(self, query: str, history: Sequence[str], corpus_language: str = "") -> np.ndarray:
+        vector = self.embeddings.embed_query_vector(self._embeddable(query, corpus_language))
         if history:
-            previous = self.embeddings.embed_query_vector(history[-1])
+            previous = self.embeddings.embed_query_vector(self._embeddable(history[-1], corpus_language))
             vector = vector + HISTORY_WEIGHT * previous
             vector = (vector / np.linalg.norm(vector)).astype(np.float32)
         return vector

@@ -176,9 +176,9 @@ def test_a_follow_up_uses_the_thread_history(kb):
 
 
 def test_eval_quality(kb):
-    """Floors just under what the system reaches (public 1.00 / 0.90, ours 0.885 / 0.68, the
-    hold-out set written blind 0.89 / 0.67), so a regression fails; the issue asks for
-    recall@5 ≥ 0.90 and MRR ≥ 0.70, which ours and the hold-out set do not reach yet."""
+    """Floors just under what the system reaches (public 1.00 / 0.90, ours 0.885 / 0.74, the
+    hold-out set written blind 0.91 / 0.73), so a regression fails; the issue asks for
+    recall@5 ≥ 0.90 and MRR ≥ 0.70, which our own set's recall does not reach yet."""
     reports = {path.name: evaluate(kb, load_items(path)) for path in (STRATEGY_EVAL, HOLDOUT_EVAL)}
     if SHARED_EVAL.is_file():
         reports[SHARED_EVAL.name] = evaluate(kb, load_items(SHARED_EVAL))
@@ -187,7 +187,7 @@ def test_eval_quality(kb):
               f"off-topic declined {report.declined}/{report.unanswerable}  "
               f"answerable declined {len(report.wrongly_declined)}  misses {report.misses}  "
               f"wrongly answered {report.wrongly_answered}")
-    floors = {STRATEGY_EVAL.name: (0.86, 0.66), HOLDOUT_EVAL.name: (0.86, 0.64), SHARED_EVAL.name: (0.90, 0.80)}
+    floors = {STRATEGY_EVAL.name: (0.86, 0.71), HOLDOUT_EVAL.name: (0.88, 0.70), SHARED_EVAL.name: (0.90, 0.80)}
     for name, report in reports.items():
         recall, mrr = floors[name]
         assert report.recall_at_5 >= recall, name
