@@ -11,6 +11,7 @@ Layout under `DATA_DIR`:
         background_queries.npy      the same sentences embedded as questions
         gloss.npy, gloss.json       word-by-word English glosses of the chunks (crosslingual.py)
         term_map.json               English words -> the corpus's Chinese words (crosslingual.py)
+        synonym_map.json            Chinese words the corpus lacks -> its synonyms of them (thesaurus.py)
     reindex.lock                    held while a build runs (one at a time)
 
 A build that crashes leaves only an orphan `indexes/<build-id>` folder; the symlink
@@ -43,6 +44,7 @@ from knowledge.language import language_of
 from knowledge.documents import LoadReport, SourceDocument, load_folders
 from knowledge.sentences import sentences_in_context
 from retrieval.crosslingual import build_term_map
+from retrieval.thesaurus import build_synonym_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.lexical import LexicalIndex
@@ -51,6 +53,7 @@ from retrieval.vector_store import FaissVectorStore
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 TERM_MAP_FILE = "term_map.json"
+SYNONYM_MAP_FILE = "synonym_map.json"
 KEEP_OLD_BUILDS = 1
 
 
@@ -183,8 +186,10 @@ class IndexStore:
     """Builds, swaps and loads the index under one data directory."""
 
     def __init__(self, data_dir: Path, embeddings: VectorEmbeddings, background_file: Path,
-                 chunker: Chunker | None = None, glossary_file: Path | None = None) -> None:
+                 chunker: Chunker | None = None, glossary_file: Path | None = None,
+                 thesaurus: bool = True) -> None:
         self.glossary_file = glossary_file
+        self.thesaurus = thesaurus  # Chinese synonyms for question words (thesaurus.py); off: none
         self.data_dir = Path(data_dir)
         self.embeddings = embeddings
         self.background_file = background_file
@@ -230,9 +235,11 @@ class IndexStore:
         chunks = [document_to_chunk(d) for d in store.documents]
         sentences = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
         term_map = json.loads((folder / TERM_MAP_FILE).read_text(encoding="utf-8"))
+        synonym_file = folder / SYNONYM_MAP_FILE  # absent from indexes built before it existed
+        synonym_map = json.loads(synonym_file.read_text(encoding="utf-8")) if synonym_file.is_file() else {}
         return KnowledgeIndex(
             meta=meta, store=store, chunks=chunks,
-            lexical=LexicalIndex([c.embedding_text() for c in chunks], term_map),
+            lexical=LexicalIndex([c.embedding_text() for c in chunks], term_map, synonym_map),
             sentence_vectors=np.load(folder / "sentences.npy", allow_pickle=False),
             sentences=sentences,
             background=np.load(folder / "background.npy", allow_pickle=False),
@@ -352,7 +359,8 @@ class IndexStore:
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
         texts = {"sentences": sentence_rows, "background": background, "gloss": gloss_texts,
-                 TERM_MAP_FILE.removesuffix(".json"): build_term_map(set(vocabulary), self.glossary_file)}
+                 TERM_MAP_FILE.removesuffix(".json"): build_term_map(set(vocabulary), self.glossary_file),
+                 SYNONYM_MAP_FILE.removesuffix(".json"): build_synonym_map(vocabulary) if self.thesaurus else {}}
         for name, value in texts.items():
             (folder / f"{name}.json").write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
         meta = IndexMeta(

@@ -28,6 +28,8 @@ STOPWORDS = frozenset(
     一个 一些 可以 以及 其 之 于 被 把 将 让 给 从 到 会 能 要 就 还 又 很 更 最 其中 进行 通过 问题""".split()
 )
 
+MAX_SYNONYMS = 2  # per Chinese question word the corpus lacks (thesaurus.py); 4 measured the same
+
 _jieba_lock = threading.Lock()
 _jieba = None
 
@@ -83,9 +85,11 @@ class LexicalQuery:
 class LexicalIndex:
     """BM25 scores for a fixed list of texts; positions match the vector store's."""
 
-    def __init__(self, texts: list[str], term_map: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, texts: list[str], term_map: dict[str, list[str]] | None = None,
+                 synonym_map: dict[str, list[str]] | None = None) -> None:
         self._size = len(texts)
         self.term_map = term_map or {}
+        self.synonym_map = synonym_map or {}  # Chinese words the corpus lacks -> its synonyms (thesaurus.py)
         self._text = "\n".join(texts).lower()  # for names the tokens cannot show ("《…》" titles)
         self._bm25 = bm25s.BM25()
         corpus = [tokenize(t) or ["\x00empty"] for t in texts]
@@ -99,6 +103,7 @@ class LexicalIndex:
     def prepare(self, query: str) -> "LexicalQuery":
         """Query tokens (English words also as the corpus's Chinese words) and coverage.
 
+        A Chinese word the corpus lacks also asks for its synonyms the corpus has (thesaurus.py).
         Coverage is the share of the query's content words that the corpus contains,
         directly or through the term map. An English question over Chinese documents
         without a translation matches almost nothing; its BM25 ranking is noise, and
@@ -116,7 +121,9 @@ class LexicalIndex:
         covered = direct + max(matched, direct_other)
         coverage = covered / total if total else 0.0
         translated = list(dict.fromkeys(t for t in translated if t in self.vocabulary))
-        return LexicalQuery(tokens + translated, min(coverage, 1.0), translated)
+        synonyms = [s for t in chinese if t not in self.vocabulary
+                    for s in self.synonym_map.get(t, [])[:MAX_SYNONYMS] if s in self.vocabulary]
+        return LexicalQuery(tokens + translated + synonyms, min(coverage, 1.0), translated)
 
     def mentions(self, word: str) -> bool:
         """Whether the corpus has this English word or name (or a plural of it), in any case,

@@ -77,7 +77,7 @@ class KnowledgeBase:
     @property
     def store(self) -> IndexStore:
         return IndexStore(self.settings.data_dir, self.embeddings, BACKGROUND_FILE,
-                          glossary_file=GLOSSARY_FILE)
+                          glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus)
 
     def index_exists(self) -> bool:
         return self.store.exists()

@@ -70,6 +70,7 @@ class Settings:
     answer_sentences: int = 3
     abstain_margin: float = 0.0  # decline when documents beat the background by less than this
     abstain_margin_cross_lingual: float = -0.03  # the same, for a question not in the documents' language
+    chinese_thesaurus: bool = True  # expand Chinese question words with Cilin synonyms (retrieval/thesaurus.py)
     abstain_unknown_name_margin: float = 0.05  # added when the question names what the documents never do
     max_question_chars: int = 2000
     max_upload_mb: int = 20
