@@ -176,9 +176,10 @@ def test_a_follow_up_uses_the_thread_history(kb):
 
 
 def test_eval_quality(kb):
-    """Floors just under what the system reaches (public 1.00 / 0.90, ours 0.885 / 0.74, the
-    hold-out set written blind 0.91 / 0.73), so a regression fails; the issue asks for
-    recall@5 ≥ 0.90 and MRR ≥ 0.70, which our own set's recall does not reach yet."""
+    """The issue's bar, recall@5 ≥ 0.90 and MRR ≥ 0.70, on our set (0.904 / 0.723: one more
+    miss fails) and the hold-out set written blind (0.933 / 0.727); the public sample is
+    at 1.00 / 0.90. Every off-topic question of ours and of the public sample is declined;
+    the hold-out set has one near-domain question that is not (h058: hosting prices)."""
     reports = {path.name: evaluate(kb, load_items(path)) for path in (STRATEGY_EVAL, HOLDOUT_EVAL)}
     if SHARED_EVAL.is_file():
         reports[SHARED_EVAL.name] = evaluate(kb, load_items(SHARED_EVAL))
@@ -187,7 +188,7 @@ def test_eval_quality(kb):
               f"off-topic declined {report.declined}/{report.unanswerable}  "
               f"answerable declined {len(report.wrongly_declined)}  misses {report.misses}  "
               f"wrongly answered {report.wrongly_answered}")
-    floors = {STRATEGY_EVAL.name: (0.86, 0.71), HOLDOUT_EVAL.name: (0.88, 0.70), SHARED_EVAL.name: (0.90, 0.80)}
+    floors = {STRATEGY_EVAL.name: (0.90, 0.70), HOLDOUT_EVAL.name: (0.90, 0.70), SHARED_EVAL.name: (0.90, 0.80)}
     for name, report in reports.items():
         recall, mrr = floors[name]
         assert report.recall_at_5 >= recall, name
