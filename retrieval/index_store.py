@@ -50,7 +50,9 @@ from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.lexical import LexicalIndex
 from retrieval.vector_store import FaissVectorStore
 
-FORMAT_VERSION = 1
+# What an index holds. 2: sentence views under their list labels, and synonym_map.json.
+# An index of an older format still loads, but KnowledgeBase rebuilds it on first use.
+FORMAT_VERSION = 2
 META_FILE = "meta.json"
 TERM_MAP_FILE = "term_map.json"
 SYNONYM_MAP_FILE = "synonym_map.json"
@@ -105,7 +107,13 @@ class IndexMeta:
     @classmethod
     def from_json(cls, data: dict) -> "IndexMeta":
         docs = [DocumentEntry(**d) for d in data.get("documents", [])]
-        return cls(**{**data, "documents": docs})
+        # indexes written before the field existed are format 1
+        return cls(**{**data, "documents": docs, "format_version": int(data.get("format_version", 1))})
+
+    @property
+    def is_outdated(self) -> bool:
+        """Built by an older version of strategy-bot, without what search now expects."""
+        return self.format_version < FORMAT_VERSION
 
 
 @dataclass

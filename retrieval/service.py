@@ -6,6 +6,7 @@ the new one is loaded), and turns a question into an `Answer`.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -18,12 +19,15 @@ from knowledge.language import language_of
 from retrieval.answer import Answer, compose
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import BuildSummary, DocumentEntry, IndexError_, IndexStore, KnowledgeIndex, Progress
+from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, IndexError_, IndexStore, KnowledgeIndex,
+                                   Progress)
 from retrieval.search import Searcher, SearchResult
 from strategy_bot.settings import PROMPTS_DIR, Settings
 
 if TYPE_CHECKING:
     from retrieval.synthesis import Draft, Synthesiser
+
+log = logging.getLogger(__name__)
 
 BACKGROUND_FILE = PROMPTS_DIR / "offtopic_background.txt"
 GLOSSARY_FILE = PROMPTS_DIR / "glossary_en_zh.yaml"
@@ -94,9 +98,30 @@ class KnowledgeBase:
                 store = self.store
                 if not store.exists():
                     store.build(self.settings.knowledge_dirs, built_by="first use", progress=progress)
+                elif self._is_outdated(store):
+                    self._upgrade(store, progress)
                 self._set_index(store.load())
             assert self._index is not None
             return self._index
+
+    def _is_outdated(self, store: IndexStore) -> bool:
+        """An older format, by the same model (a damaged index or another model: `load` says so)."""
+        try:
+            meta = store.read_meta()
+        except (IndexError_, OSError, ValueError, KeyError, TypeError):
+            return False
+        return meta.is_outdated and meta.model_id == self.embeddings.model_id
+
+    def _upgrade(self, store: IndexStore, progress: Progress | None) -> None:
+        """Rebuild an index of an older format (incremental: unchanged vectors are reused).
+
+        If another process is building right now, the old index serves until its build lands.
+        """
+        log.info("the index in %s is of an older format: rebuilding it", self.settings.data_dir)
+        try:
+            store.build(self.settings.knowledge_dirs, built_by="format upgrade", progress=progress)
+        except IndexBusy:
+            log.info("another process is building the index; using the current one meanwhile")
 
     def _set_index(self, index: KnowledgeIndex) -> None:
         self._index, self._searcher = index, Searcher(index)

@@ -255,3 +255,32 @@ def test_the_default_backend_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
                          env=cli_env(), check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_an_index_of_an_older_format_is_rebuilt_on_first_use_reusing_its_vectors(fresh_data_dir, e5):
+    """An index written by an older strategy-bot lacks the sentence labels and synonyms search
+    now expects; the first question rebuilds it (only the changed texts are embedded again)."""
+    from retrieval.index_store import FORMAT_VERSION
+
+    meta_file = fresh_data_dir / "index" / META_FILE
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    del meta["format_version"]  # as written before the field existed
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    before = link_target(fresh_data_dir)
+
+    kb = KnowledgeBase(Settings(data_dir=fresh_data_dir), e5)
+    answer = kb.ask("闭源模式有什么缺点？")
+    assert answer.citations
+    assert link_target(fresh_data_dir) != before
+    status = kb.status()
+    assert status.built_by == "format upgrade"
+    assert kb.ensure_index().meta.format_version == FORMAT_VERSION
+
+
+def test_an_outdated_index_of_another_model_is_refused_not_rebuilt(fresh_data_dir, e5):
+    meta_file = fresh_data_dir / "index" / META_FILE
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta.update(format_version=1, model_id="some-other-model")
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(IndexModelMismatch):
+        KnowledgeBase(Settings(data_dir=fresh_data_dir), e5).ensure_index()
