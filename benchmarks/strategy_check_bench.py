@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from bench_stats import percentile  # noqa: E402
 
-from slack_harness import (BOT_ID, BOT_USER_ID, CHANNEL_ID, SIGNING_SECRET, Call, FakeSlackAPI,  # noqa: E402
-                           block_action_payload, bot_settings, http_request, message_problem, new_ts,
+from slack_harness import (CHANNEL_ID, SIGNING_SECRET, Call, FakeSlackAPI,  # noqa: E402
+                           block_action_payload, bot_settings, http_request,
                            serve_subprocess, sign, slash_payload)
 from decision import load_decision_model  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402
@@ -46,39 +46,26 @@ ACK_LIMIT_MS = 3000.0
 
 
 class FakeSlack:
-    """The fake Web API, answering chat.postMessage itself so each posted message's ts is known."""
+    """The fake Web API's chat.postMessage calls, waited for in order, each with the ts it was given."""
 
     def __init__(self, api: FakeSlackAPI) -> None:
         self.api = api
-        self.cond = threading.Condition()
-        self.posts: list[tuple[float, dict[str, Any], str]] = []  # (arrived, body, ts)
-        api.script("chat.postMessage", self._respond, times=10**9)
 
-    def _respond(self, call: Call) -> dict[str, Any]:
-        problem = message_problem(call.body)
-        if problem:
-            return {"ok": False, "error": problem}
-        ts = new_ts()
-        with self.cond:
-            self.posts.append((call.at, call.body, ts))
-            self.cond.notify_all()
-        return {"ok": True, "channel": call.body.get("channel"), "ts": ts,
-                "message": {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts,
-                            "text": call.body.get("text", ""), "blocks": call.body.get("blocks", [])}}
+    def posts(self) -> list[Call]:
+        return self.api.calls("chat.postMessage")
 
     def wait_post(self, where, after: int, timeout: float = 60.0) -> tuple[float, dict[str, Any], str, int]:
-        """The first post matching `where` among those after index `after`."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for i, (at, body, ts) in enumerate(self.posts[after:], start=after):
-                    if where(body):
-                        return at, body, ts, i + 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    notes = [c.body.get("text") for c in self.api.calls("chat.postEphemeral")]
-                    raise TimeoutError(f"the bot did not post the expected message (ephemeral notes: {notes})")
-                self.cond.wait(left)
+        """The first post matching `where` among those after position `after`, and the position after it."""
+        earlier = {id(c) for c in self.posts()[:after]}
+        try:
+            self.api.wait_for("chat.postMessage", timeout=timeout,
+                              where=lambda c: id(c) not in earlier and where(c.body))
+        except AssertionError:
+            notes = [c.body.get("text") for c in self.api.calls("chat.postEphemeral")]
+            raise TimeoutError(f"the bot did not post the expected message (ephemeral notes: {notes})") from None
+        posts = self.posts()
+        i = next(i for i, c in enumerate(posts[after:], start=after) if where(c.body))
+        return posts[i].at, posts[i].body, self.api.ts_of(posts[i]), i + 1
 
 
 class User:
@@ -102,8 +89,7 @@ class User:
         return started
 
     def run(self) -> None:
-        with self.slack.cond:
-            before = len(self.slack.posts)
+        before = len(self.slack.posts())
         self.post(slash_payload("/strategy-check", "benchmark", user_id=self.user,
                                 response_url=self.slack.api.response_url()))
         anchor = f"<@{self.user}> started"

@@ -82,6 +82,7 @@ class Call:
     body: dict[str, Any]
     path: str
     at: float  # time.perf_counter() when it arrived
+    response: dict | None = None  # what the fake answered (set just after the call is recorded)
 
     @property
     def token(self) -> str | None:
@@ -205,6 +206,16 @@ class FakeSlackAPI:
                     raise AssertionError(f"waited {timeout}s for {count}× {method}, got {len(found)}; calls: {seen}")
                 self._cond.wait(left)
 
+    def ts_of(self, call: Call, timeout: float = 5.0) -> str:
+        """The ts the fake answered to a chat.postMessage `call`, so a test can click that very message.
+
+        A call is recorded just before it is answered: this waits for the answer.
+        """
+        with self._cond:
+            assert self._cond.wait_for(lambda: call.response is not None, timeout), f"no answer to {call.method}"
+            assert call.response is not None
+            return str(call.response.get("ts", ""))
+
     def settle(self, quiet: float = 0.3, timeout: float = 10.0) -> None:
         """Wait until no call arrived for `quiet` seconds (to assert that something did NOT happen)."""
         deadline = time.monotonic() + timeout
@@ -225,6 +236,11 @@ class FakeSlackAPI:
     def _record(self, call: Call) -> None:
         with self._cond:
             self._calls.append(call)
+            self._cond.notify_all()
+
+    def _answered(self, call: Call, payload: dict) -> None:
+        with self._cond:
+            call.response = payload
             self._cond.notify_all()
 
     def _scripted(self, method: str) -> Scripted | None:
@@ -320,6 +336,7 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
             call = Call(method, headers, body, path, time.perf_counter())
             api._record(call)
             status, extra, payload = api._answer(call)
+            api._answered(call, payload)
             self._send(status, extra, json.dumps(payload).encode(), "application/json; charset=utf-8")
 
         def do_GET(self) -> None:

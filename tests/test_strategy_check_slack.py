@@ -21,8 +21,7 @@ import yaml
 
 from decision import DEFAULT_MODEL_PATH, DecisionModelError, load_decision_model
 from slack_harness import (
-    BOT_ID, BOT_USER_ID, CHANNEL_ID, USER_ID, Call, FakeSlackAPI, block_action_payload, bot_settings,
-    message_problem, new_ts, running_bot, slash_payload,
+    CHANNEL_ID, USER_ID, FakeSlackAPI, block_action_payload, bot_settings, running_bot, slash_payload,
 )
 
 from test_decision_engine import ALL_CLOSED
@@ -58,11 +57,6 @@ def slack():
         yield api
 
 
-@pytest.fixture
-def posted(slack) -> PostedMessages:
-    return PostedMessages(slack)
-
-
 # --------------------------------------------------------------------------- a user in Slack
 
 
@@ -95,7 +89,6 @@ class StrategyThread:
     """One /strategy-check dialogue, driven the way a person in Slack would drive it."""
 
     slack: FakeSlackAPI
-    posted: PostedMessages
     bot: Any
     user: str
     channel: str
@@ -105,7 +98,7 @@ class StrategyThread:
     # what the bot has posted in this thread
     def posts(self) -> list[Message]:
         calls = self.slack.calls("chat.postMessage")
-        return [Message(self.posted.ts_of(c), c.body.get("text", ""), c.body.get("blocks") or [])
+        return [Message(self.slack.ts_of(c), c.body.get("text", ""), c.body.get("blocks") or [])
                 for c in calls if c.body.get("thread_ts") == self.ts and c.body.get("channel") == self.channel]
 
     def latest(self) -> Message:
@@ -133,7 +126,7 @@ class StrategyThread:
         self._acked(response)
         posted = self.slack.wait_for("chat.postMessage", before + 1)
         top = next(c for c in posted[before:] if c.body.get("text", "").startswith(f"<@{self.user}> started"))
-        self.ts = self.posted.ts_of(top)
+        self.ts = self.slack.ts_of(top)
         self.wait_posts(1)
         return self
 
@@ -174,34 +167,6 @@ class StrategyThread:
         assert response.elapsed_ms < ACK_LIMIT_MS
 
 
-class PostedMessages:
-    """Answers chat.postMessage like Slack (validated by the harness's rules) and remembers the ts
-    of each call, so the test can click the very message the bot posted."""
-
-    def __init__(self, slack: FakeSlackAPI) -> None:
-        self._ts: dict[int, str] = {}
-        self._cond = threading.Condition()
-        slack.script("chat.postMessage", self._respond, times=10**6)
-
-    def _respond(self, call: Call) -> dict[str, Any]:
-        problem = message_problem(call.body)
-        if problem:
-            return {"ok": False, "error": problem}
-        ts = new_ts()
-        with self._cond:
-            self._ts[id(call)] = ts
-            self._cond.notify_all()
-        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts,
-                   "text": call.body.get("text", ""), "blocks": call.body.get("blocks", [])}
-        return {"ok": True, "channel": call.body.get("channel"), "ts": ts, "message": message}
-
-    def ts_of(self, call: Call, timeout: float = 5.0) -> str:
-        """The ts answered to `call` (the answer is computed just after the call is recorded)."""
-        with self._cond:
-            assert self._cond.wait_for(lambda: id(call) in self._ts, timeout), "no answer to that call"
-            return self._ts[id(call)]
-
-
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     return tmp_path / "data"
@@ -216,12 +181,12 @@ def question_number(message: Message) -> int:
 # --------------------------------------------------------------------------- the whole dialogue
 
 
-def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(slack, posted, data_dir, kb, model):
+def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(slack, data_dir, kb, model):
     settings = bot_settings(data_dir, slack)
     keys = model.question_keys
     with running_bot(settings, kb=kb) as bot:
-        thread = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start("hospital triage assistant")
-        top = next(c for c in slack.calls("chat.postMessage") if posted.ts_of(c) == thread.ts)
+        thread = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start("hospital triage assistant")
+        top = next(c for c in slack.calls("chat.postMessage") if slack.ts_of(c) == thread.ts)
         assert "thread_ts" not in top.body, "the anchor message is top-level"
         assert top.body["text"].startswith(f"<@{USER_ID}> started a strategy check")
         first = thread.latest()
@@ -322,9 +287,9 @@ def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(sl
     assert acks_before_restart >= 4 and max(thread.acks) < ACK_LIMIT_MS
 
 
-def test_an_expired_dialogue_says_so_when_clicked(slack, posted, data_dir, kb):
+def test_an_expired_dialogue_says_so_when_clicked(slack, data_dir, kb):
     with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
-        thread = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start()
+        thread = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start()
         second = thread.answer_and_wait("public")
         store = bot.services.dialogues
         store.save(store.get(CHANNEL_ID, thread.ts), now=time.time() - 8 * DAY)  # idle for 8 days
@@ -342,9 +307,9 @@ def test_an_expired_dialogue_says_so_when_clicked(slack, posted, data_dir, kb):
         assert "no longer exists" in note.body["text"]
 
 
-def test_a_double_click_moves_the_dialogue_once(slack, posted, data_dir, kb):
+def test_a_double_click_moves_the_dialogue_once(slack, data_dir, kb):
     with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
-        thread = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start()
+        thread = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start()
         first = thread.latest()
         clicks = [threading.Thread(target=thread.answer, args=(first, "internal")) for _ in range(2)]
         for t in clicks:
@@ -359,11 +324,11 @@ def test_a_double_click_moves_the_dialogue_once(slack, posted, data_dir, kb):
         assert "no longer open" in stale.body["text"]
 
 
-def test_several_dialogues_run_at_once_in_different_threads(slack, posted, data_dir, kb, model):
+def test_several_dialogues_run_at_once_in_different_threads(slack, data_dir, kb, model):
     with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
-        alice = StrategyThread(slack, posted, bot, USER_ID, CHANNEL_ID).start("team A")
-        bob = StrategyThread(slack, posted, bot, OTHER_USER, "C0CHAN002").start("team B")
-        carol = StrategyThread(slack, posted, bot, "U0CAROL03", CHANNEL_ID).start("team C")
+        alice = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start("team A")
+        bob = StrategyThread(slack, bot, OTHER_USER, "C0CHAN002").start("team B")
+        carol = StrategyThread(slack, bot, "U0CAROL03", CHANNEL_ID).start("team C")
         plans = [(alice, ["public", "not_moat"]), (bob, ["regulated", "core_moat"]), (carol, ["internal", "partial"])]
 
         def run(thread: StrategyThread, values: list[str]) -> None:
