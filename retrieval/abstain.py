@@ -24,7 +24,7 @@ from typing import Callable
 from retrieval.search import SearchResult
 
 LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+#\-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
-SENTENCE_START = re.compile(r"(^|[.?!。？！]\s*)[\"'“‘(]*$")
+SENTENCE_START = re.compile(r"(?:^|[.?!。？！]\s*)[\"'“‘(]*")  # ends where a sentence's first word begins
 CJK = re.compile(r"[\u3400-\u9fff]")
 TITLE = re.compile(r"《([^《》]{1,60})》")  # a Chinese title: a book, a law, a course
 
@@ -75,8 +75,9 @@ def unknown_names(question: str, mentions: Callable[[str], bool]) -> list[str]:
     in_chinese = bool(CJK.search(question))
     names = [title for title in TITLE.findall(question) if not mentions(title)]
     question = TITLE.sub(" ", question)
+    first_words = {m.end() for m in SENTENCE_START.finditer(question)}  # one pass, not one per word
     for match in LATIN_TOKEN.finditer(question):
-        start = SENTENCE_START.search(question[: match.start()]) is not None
+        start = match.start() in first_words
         parts = [p for p in re.split(r"-", match.group(0)) if p]
         candidates = [p for i, p in enumerate(parts) if is_name(p, start and i == 0, in_chinese)]
         names.extend(p for p in candidates if not mentions(p) and p not in names)
