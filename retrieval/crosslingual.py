@@ -87,15 +87,19 @@ def build_term_map(vocabulary: set[str], glossary_file: Path | None = None) -> d
             for key, words in ranked.items()}
 
 
-def load_glossary(path: Path | None) -> dict[str, list[str]]:
+def read_glossary(path: Path | None) -> dict[str, list[str]]:
+    """{English term as written: [Chinese words]} from `prompts/glossary_en_zh.yaml`."""
     if path is None or not path.is_file():
         return {}
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    glossary: dict[str, list[str]] = {}
-    for english, chinese in data.items():
-        key = " ".join(stem(w) for w in WORD.findall(str(english).lower()))
-        glossary[key] = [chinese] if isinstance(chinese, str) else [str(c) for c in chinese]
-    return glossary
+    return {str(english): [chinese] if isinstance(chinese, str) else [str(c) for c in chinese]
+            for english, chinese in data.items()}
+
+
+def load_glossary(path: Path | None) -> dict[str, list[str]]:
+    """The glossary keyed like the term map: stemmed, lower-cased words."""
+    return {" ".join(stem(w) for w in WORD.findall(english.lower())): chinese
+            for english, chinese in read_glossary(path).items()}
 
 
 def translate(query: str, term_map: dict[str, list[str]], stopwords: frozenset[str]) -> tuple[list[str], int, int]:
@@ -205,10 +209,7 @@ class CodeMixer:
 
     @classmethod
     def from_file(cls, path: Path | None) -> "CodeMixer":
-        if path is None or not path.is_file():
-            return cls({})
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return cls({str(k): [v] if isinstance(v, str) else [str(x) for x in v] for k, v in data.items()})
+        return cls(read_glossary(path))
 
     def mix(self, text: str) -> str:
         for pattern, target in self.rules:
