@@ -200,7 +200,7 @@ class KnowledgeBase:
         terms in the documents' words (see CodeMixer)."""
         return self.mixer.mix(text) if language_of(text) != corpus_language else text
 
-    def _query_vector(self, query: str, history: Sequence[str], corpus_language: str = "") -> np.ndarray:
+    def _query_vector(self, query: str, history: Sequence[str], corpus_language: str) -> np.ndarray:
         vector = self.embeddings.embed_query_vector(self._embeddable(query, corpus_language))
         if history:
             previous = self.embeddings.embed_query_vector(self._embeddable(history[-1], corpus_language))
