@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from bot.blocks.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, escape, one_line, slack_texts, trim
+from bot.blocks.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, escape, one_line, section, slack_texts, trim
 from retrieval.answer import Answer, Citation, load_templates
 
 FEEDBACK_BLOCK_ID = "answer_feedback"
@@ -122,10 +122,6 @@ def notification_text(answer_text: str, limit: int) -> str:
     """The plain fallback Slack shows in notifications and to screen readers."""
     first = next((line for line in answer_text.splitlines() if line.strip()), "")
     return trim(escape(first), limit) or ELLIPSIS_ONLY
-
-
-def section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def simple_message(text: str) -> Message:

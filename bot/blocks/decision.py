@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from bot.blocks.text import escape
+from bot.blocks.text import escape, section
 from decision.dialogue_store import Dialogue
 from decision.model import DecisionModel, Question
 from decision.report import StrategyReport, load_templates as report_templates, score_lines, source_line, tie_note
@@ -62,7 +62,7 @@ def texts(path: Path = TEXTS_PATH) -> dict[str, Any]:
 def _section(text: str) -> dict[str, Any]:
     if len(text) > SECTION_LIMIT:
         text = text[: SECTION_LIMIT - 1] + "…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return section(text)
 
 
 def _context(text: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Sequence
 import yaml
 
 from bot.blocks.answer import Message
-from bot.blocks.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, escape, trim
+from bot.blocks.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, escape, section, trim
 from strategy_bot.settings import PROMPTS_DIR
 
 MAX_NAMES_SHOWN = 20
@@ -52,18 +52,14 @@ def sections_message(parts: Sequence[str]) -> Message:
     for part in parts:
         part = trim(part, SECTION_TEXT_LIMIT)
         if current and len(current) + 1 + len(part) > SECTION_TEXT_LIMIT:
-            blocks.append(_section(current))
+            blocks.append(section(current))
             current = part
         else:
             current = f"{current}\n{part}" if current else part
     if current:
-        blocks.append(_section(current))
+        blocks.append(section(current))
     blocks = blocks[:MAX_BLOCKS]
     return Message(text=trim(parts[0] if parts else "", 300), blocks=blocks)
-
-
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def summary_lines(summary) -> list[str]:

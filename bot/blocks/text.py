@@ -31,6 +31,11 @@ def slack_texts(path: Path = PROMPTS_DIR / "slack.yaml") -> dict:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def section(text: str) -> dict:
+    """A mrkdwn section block; `text` must already be escaped and within SECTION_TEXT_LIMIT."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
 def escape(text: str) -> str:
     """Text that Slack shows literally: no mentions, no broadcasts, no broken markup."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
