@@ -17,6 +17,7 @@ from knowledge.language import language_of
 from knowledge.sentences import is_quotable
 from retrieval.index_store import KnowledgeIndex
 from retrieval.search import Hit, SearchResult
+from retrieval.similarity import as_float64, cosines
 from strategy_bot.settings import PROMPTS_DIR
 
 PASSAGES_FOR_SENTENCES = 3
@@ -70,7 +71,7 @@ def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> l
         rows = index.sentences_of(hit.position)
         if not rows:
             continue
-        scores = index.sentence_vectors[rows] @ result.query_vector
+        scores = cosines(as_float64(index.sentence_vectors[rows]), result.query_vector)
         for row, score in zip(rows, scores):
             if not is_quotable(index.sentences[row]["text"]):
                 continue

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from retrieval.similarity import normalise
+
 if TYPE_CHECKING:
     from strategy_bot.settings import Settings
 
@@ -73,12 +75,12 @@ class E5Embeddings(VectorEmbeddings):
             batch = texts[start : start + self.batch_size]
             with self._lock:
                 out[start : start + len(batch)] = self._model.passage(batch)
-        return _normalise(out)
+        return normalise(out)
 
     def embed_query_vector(self, text: str) -> np.ndarray:
         with self._lock:
             vector = np.asarray(self._model.query(text), dtype=np.float32)
-        return _normalise(vector[None, :])[0]
+        return normalise(vector[None, :])[0]
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -86,7 +88,7 @@ class E5Embeddings(VectorEmbeddings):
             batch = texts[start : start + self.batch_size]
             with self._lock:
                 out[start : start + len(batch)] = self._model.query(batch)
-        return _normalise(out)
+        return normalise(out)
 
 
 class SentenceTransformerEmbeddings(VectorEmbeddings):
@@ -159,12 +161,6 @@ def _dimension_of(model: Any) -> int:
     """The embedding size (the method was renamed in sentence-transformers 5)."""
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())
-
-
-def _normalise(matrix: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return (matrix / norms).astype(np.float32)
 
 
 def make_embeddings(settings: "Settings") -> VectorEmbeddings:

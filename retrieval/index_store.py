@@ -48,6 +48,7 @@ from retrieval.thesaurus import build_synonym_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.lexical import LexicalIndex
+from retrieval.similarity import as_float64, exact, pairwise
 from retrieval.vector_store import FaissVectorStore
 
 # What an index holds. 2: sentence views under their list labels, and synonym_map.json.
@@ -416,10 +417,10 @@ def similarity_baseline(vectors: np.ndarray, background_queries: np.ndarray | No
     to this passage, compared with how close everyday questions get to it.
     """
     if background_queries is None or not len(background_queries) or not len(vectors):
-        return np.zeros(len(vectors), np.float32), np.ones(len(vectors), np.float32)
-    similarities = vectors @ background_queries.T
-    spread = np.maximum(similarities.std(axis=1), 1e-3)
-    return similarities.mean(axis=1).astype(np.float32), spread.astype(np.float32)
+        return np.zeros(len(vectors)), np.ones(len(vectors))
+    # float64 and rounded, so the baseline is the same on every CPU (see similarity.py)
+    similarities = pairwise(as_float64(vectors), as_float64(background_queries))
+    return exact(similarities.mean(axis=1)), exact(np.maximum(similarities.std(axis=1), 1e-3))
 
 
 def corpus_language(chunks: list[Chunk]) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 
 from knowledge.chunking import Chunk
 from retrieval.index_store import KnowledgeIndex
+from retrieval.similarity import as_float64, cosines, exact, rank
 
 RRF_K = 60
 TRANSLATED_QUERY_WEIGHT = 0.3
@@ -56,21 +57,21 @@ class SearchResult:
 def rrf(scores: np.ndarray) -> np.ndarray:
     """Reciprocal-rank weights of every position (1 / (K + rank))."""
     ranks = np.empty(len(scores))
-    ranks[np.argsort(-scores, kind="stable")] = np.arange(len(scores))
+    ranks[rank(scores)] = np.arange(len(scores))
     return 1.0 / (RRF_K + ranks + 1)
 
 
 def zscores(similarities: np.ndarray, baseline: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     mean, spread = baseline
-    return ((similarities - mean) / spread).astype(np.float32)
+    return exact((similarities - mean) / spread)
 
 
 def best_per_chunk(index: KnowledgeIndex, sentence_scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Each chunk's best sentence score (`fallback` for chunks without prose sentences)."""
-    best = np.full(len(index.chunks), -np.inf, dtype=np.float32)
+    best = np.full(len(index.chunks), -np.inf, dtype=np.float64)
     if len(index.sentences):
         np.maximum.at(best, index.sentence_owner, sentence_scores)
-    return np.where(np.isfinite(best), best, fallback).astype(np.float32)
+    return np.where(np.isfinite(best), best, fallback)
 
 
 class Searcher:
@@ -78,12 +79,15 @@ class Searcher:
 
     def __init__(self, index: KnowledgeIndex) -> None:
         self.index = index
+        # float64 copies, so scores are the same on every CPU (see similarity.py)
+        self._chunks = as_float64(index.chunk_vectors)
+        self._sentences = as_float64(index.sentence_vectors) if len(index.sentences) else np.zeros((0, 0))
+        self._background = as_float64(index.background)
+        self._glosses = as_float64(index.gloss_vectors) if index.gloss_vectors is not None else None
 
     def cosines(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cosines of the question with every chunk and every sentence (computed once per vector)."""
-        index = self.index
-        sentences = index.sentence_vectors @ vector if len(index.sentences) else np.zeros(0, np.float32)
-        return index.chunk_vectors @ vector, sentences
+        return cosines(self._chunks, vector), cosines(self._sentences, vector)
 
     def dense_score(self, chunk: np.ndarray, sentences: np.ndarray) -> np.ndarray:
         """z(chunk) + its best z(sentence), from the raw cosines."""
@@ -115,10 +119,10 @@ class Searcher:
             fused = np.where(lexical > 0, lexical, -np.inf)
         else:
             fused = rrf(dense) + LEXICAL_WEIGHT * coverage * np.where(lexical > 0, rrf(lexical), 0.0)
-        order = [int(p) for p in np.argsort(-fused, kind="stable")[:k] if np.isfinite(fused[p])]
+        order = [int(p) for p in rank(fused)[:k] if np.isfinite(fused[p])]
         hits = [Hit(p, index.chunks[p], float(fused[p]), float(chunk[p]), float(lexical[p])) for p in order]
-        background = float(np.max(index.background @ vector)) if len(index.background) else -1.0
-        gloss = index.gloss_vectors @ vector if index.gloss_vectors is not None else chunk
+        background = float(np.max(cosines(self._background, vector))) if len(index.background) else -1.0
+        gloss = cosines(self._glosses, vector) if self._glosses is not None else chunk
         best = float(max(chunk.max(), gloss.max(), sentences.max() if len(sentences) else -1.0))
         return SearchResult(hits=hits, query_vector=vector, best_dense=best,
                             best_background=background, coverage=coverage)

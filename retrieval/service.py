@@ -22,6 +22,7 @@ from retrieval.embeddings import VectorEmbeddings, make_embeddings
 from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, IndexError_, IndexStore, KnowledgeIndex,
                                    Progress)
 from retrieval.search import Searcher, SearchResult
+from retrieval.similarity import normalise
 from strategy_bot.settings import PROMPTS_DIR, Settings
 
 if TYPE_CHECKING:
@@ -204,8 +205,7 @@ class KnowledgeBase:
         vector = self.embeddings.embed_query_vector(self._embeddable(query, corpus_language))
         if history:
             previous = self.embeddings.embed_query_vector(self._embeddable(history[-1], corpus_language))
-            vector = vector + HISTORY_WEIGHT * previous
-            vector = (vector / np.linalg.norm(vector)).astype(np.float32)
+            vector = normalise(vector.astype(np.float64) + HISTORY_WEIGHT * previous.astype(np.float64))
         return vector
 
     def ask(self, question: str, history: Sequence[str] = (), mode: str = "hybrid", *,
