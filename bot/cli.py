@@ -145,7 +145,7 @@ def _print_answer(answer, as_json: bool) -> None:
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def eval_command(path: Path, mode: str, as_json: bool) -> None:
-    """Recall@5, MRR and declining figures for a question set (JSONL)."""
+    """Recall@5, MRR, declining, key-point recall, answer language and length for a question set (JSONL)."""
     from retrieval.evaluation import EvalFileError, evaluate, load_items
 
     kb = knowledge_base(load_settings())
@@ -161,6 +161,14 @@ def eval_command(path: Path, mode: str, as_json: bool) -> None:
     click.echo(f"recall@5: {report.recall_at_5:.3f}   MRR: {report.mrr:.3f}")
     click.echo(f"off-topic declined: {report.declined}/{report.unanswerable}   "
                f"answerable declined: {len(report.wrongly_declined)}")
+    if report.keypoint_recalls:
+        click.echo(f"key-point recall: {report.keypoint_recall:.3f} over {len(report.keypoint_recalls)} questions "
+                   f"({report.points_covered}/{report.points_total} points)")
+    if report.english_answered:
+        click.echo(f"English questions answered in English: {report.english_answers}/{report.english_answered}")
+    if report.answer_chars:
+        click.echo(f"answer length (characters): median {report.to_dict()['answer_chars_median']}, "
+                   f"max {max(report.answer_chars)}")
     for label, ids in (("missed", report.misses), ("wrongly declined", report.wrongly_declined),
                        ("wrongly answered", report.wrongly_answered)):
         if ids:
