@@ -17,6 +17,9 @@ import yaml
 from knowledge.parsers import PARSERS, ParseError, parse_file
 
 TITLES_FILE = "titles.yaml"
+# A folder's translation memory (`translations.en.jsonl`, see knowledge/tm_units.py) is
+# data about its documents, like titles.yaml: neither a document nor a file to report.
+TRANSLATION_MEMORY = re.compile(r"^translations\.[A-Za-z-]+\.jsonl$")
 
 
 @dataclass(frozen=True)
@@ -75,15 +78,20 @@ def first_heading(text: str) -> str | None:
     return None
 
 
+def is_folder_metadata(name: str) -> bool:
+    """titles.yaml and translation memories describe the folder's documents; they are not documents."""
+    return name == TITLES_FILE or bool(TRANSLATION_MEMORY.match(name))
+
+
 def candidate_files(folder: Path) -> list[Path]:
-    """Files in the folder we would try to load (hidden files and titles.yaml excluded)."""
+    """Files in the folder we would try to load (hidden files and folder metadata excluded)."""
     if not folder.is_dir():
         return []
     return sorted(
         p
         for p in folder.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.name != TITLES_FILE
+        and not is_folder_metadata(p.name)
     )
 
 
