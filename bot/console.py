@@ -26,9 +26,10 @@ def print_answer(answer: Answer) -> None:
         return
     heading = templates["closest_intro" if answer.abstained else "sources_heading"][answer.language]
     console.print(f"\n[bold]{escape(heading)}[/bold]")
+    originals = {q.n: q.source for q in answer.quotes if q.text != q.source}  # what a translation renders
     for citation in listed:
         console.print(f"[cyan]{escape(format_citation(citation))}[/cyan]")
-        quote = " ".join(citation.text.split())
+        quote = " ".join(originals.get(citation.n, citation.text).split())
         console.print(f"    [dim]{escape(quote[:QUOTE_CHARS])}{'…' if len(quote) > QUOTE_CHARS else ''}[/dim]")
 
 

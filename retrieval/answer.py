@@ -15,6 +15,7 @@ import yaml
 
 from knowledge.language import language_of
 from knowledge.sentences import is_quotable
+from knowledge.translations import TranslationMemory
 from retrieval.index_store import KnowledgeIndex
 from retrieval.search import Hit, SearchResult
 from retrieval.similarity import as_float64, cosines
@@ -35,6 +36,16 @@ class Citation:
     chunk_id: str
 
 
+@dataclass(frozen=True)
+class Quote:
+    """A sentence the answer shows, tied to the original it renders (the JSON's `quotes`)."""
+
+    n: int  # citation number of the passage it comes from
+    text: str  # as shown to the asker
+    source: str  # the original sentence, verbatim
+    language: str  # the language `text` is in
+
+
 @dataclass
 class Answer:
     """The JSON contract of `strategy-bot ask --json` and what the Slack bot renders."""
@@ -47,6 +58,7 @@ class Answer:
     language: str = "en"
     closest: list[Citation] = field(default_factory=list)  # shown when declining
     generated_by: str = "extractive"  # or "<provider>:<model>" when an LLM wrote it (see synthesis.py)
+    quotes: list[Quote] = field(default_factory=list)  # the document sentences shown, with their originals
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -92,12 +104,36 @@ def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> l
     return [(n, text) for n, _, text in chosen]
 
 
+def render_quotes(picked: list[tuple[int, str]], result: SearchResult, language: str,
+                  translations: TranslationMemory | None) -> list[Quote]:
+    """Each picked sentence in the asker's language when a reviewed rendering exists; else as written."""
+    quotes = []
+    for n, source in picked:
+        passage_language = language_of(result.hits[n - 1].chunk.text)
+        rendering = translations.render(source, language) if translations and passage_language != language else None
+        quotes.append(Quote(n=n, text=rendering or source, source=source,
+                            language=language if rendering else passage_language))
+    return quotes
+
+
+def lead_line(templates: dict, language: str, quotes: list[Quote]) -> str:
+    """Says when the quotes are translations, and when some could not be."""
+    foreign = [q for q in quotes if q.language != language]
+    translated = [q for q in quotes if q.text != q.source]
+    if foreign:
+        return templates["lead_untranslated"][language]
+    return templates["lead_translated" if translated else "lead"][language]
+
+
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
-            sentences: int, unknown_names: Sequence[str] = ()) -> Answer:
+            sentences: int, unknown_names: Sequence[str] = (),
+            translations: TranslationMemory | None = None) -> Answer:
     """Build the answer (or the decline) from a search result.
 
     A decline names what the documents never mention, when the question named it:
-    "they never mention MIT" tells the asker more than "not covered".
+    "they never mention MIT" tells the asker more than "not covered". Quotes from documents
+    in another language are shown in the asker's language from the translation memory,
+    each keeping its original (`Answer.quotes`); our code, not a model, attaches citations.
     """
     templates = load_templates()
     language = language_of(question)
@@ -113,11 +149,11 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     if not picked:  # only code or headings matched: quote the top passage's opening
         top = result.hits[0].chunk.text.strip().splitlines()[0][:300]
         picked = [(1, top)]
-    passages_zh = any(language_of(h.chunk.text) == "zh" for h in result.hits[:1])
-    lead = templates["lead_cross_lingual" if language == "en" and passages_zh else "lead"][language]
-    body = "\n".join(f"{text} [{n}]" for n, text in picked)
+    quotes = render_quotes(picked, result, language, translations)
+    lead = lead_line(templates, language, quotes)
+    body = "\n".join(f"{quote.text} [{quote.n}]" for quote in quotes)
     return Answer(question=question, answer=f"{lead}\n{body}".strip(), abstained=False,
-                  citations=citations, language=language)
+                  citations=citations, language=language, quotes=quotes)
 
 
 def format_citation(citation: Citation) -> str:

@@ -7,7 +7,7 @@ section or its text; MRR uses the rank of the first such citation. Questions mar
 A retrieval hit is not an answer, so the reader's side is measured too. A question's
 `points` are the key points a complete answer conveys, each a list of alternative verbatim
 substrings of the documents; a point is covered when one alternative appears in what the
-answer shows.
+answer shows or in the original of a sentence it shows in translation.
 Also reported: the share of English questions answered in English, and answer length.
 A question with `follows: <id>` is asked as a follow-up of that question (its thread history).
 """
@@ -129,7 +129,7 @@ def covered_points(points: Sequence[Sequence[str]], shown: str) -> list[bool]:
 
 
 def _score_answer(report: EvalReport, item: EvalItem, answer: Answer) -> None:
-    shown = answer.answer  # issue 11's translated quotes will add their originals here
+    shown = "\n".join([answer.answer, *(quote.source for quote in answer.quotes)])
     report.answer_chars.append(len(answer.answer))
     if item.lang == "en" or language_of(item.question) == "en":
         report.english_answered += 1

@@ -16,6 +16,7 @@ import numpy as np
 
 from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from knowledge.language import language_of
+from knowledge.translations import TranslationMemory
 from retrieval.answer import Answer, compose
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
@@ -66,6 +67,7 @@ class KnowledgeBase:
         self._embeddings = embeddings
         self._index: KnowledgeIndex | None = None
         self._searcher: Searcher | None = None
+        self._translations = TranslationMemory()
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._checked_at = time.monotonic()
@@ -125,7 +127,10 @@ class KnowledgeBase:
             log.info("another process is building the index; using the current one meanwhile")
 
     def _set_index(self, index: KnowledgeIndex) -> None:
-        self._index, self._searcher = index, Searcher(index)
+        # The translation memories are re-read with every index, so an edited file counts from
+        # the next re-index on (a few hundred lines: milliseconds).
+        translations = TranslationMemory.from_folders(self.settings.knowledge_dirs)
+        self._index, self._searcher, self._translations = index, Searcher(index), translations
 
     def reindex(self, *, rebuild: bool = False, built_by: str = "cli",
                 progress: Progress | None = None) -> BuildSummary:
@@ -272,7 +277,7 @@ class KnowledgeBase:
         unknown = unknown_names(text, index.lexical.mentions)
         declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown)
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
-                         unknown_names=unknown)
+                         unknown_names=unknown, translations=self._translations)
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
                              "compose": (done - searched) * 1000, "total": (done - started) * 1000}

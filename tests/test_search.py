@@ -158,9 +158,9 @@ def test_same_question_same_answer(kb):
     assert first == second
 
 
-def test_an_english_question_over_chinese_documents_says_so(kb):
+def test_an_english_question_over_chinese_documents_says_the_quotes_are_translated(kb):
     answer = kb.ask("What are the advantages of a closed-source model?")
-    assert answer.answer.startswith("The documents are in Chinese")
+    assert answer.answer.startswith("From the documents (translated; the originals are under Sources)")
     assert answer.language == "en"
 
 

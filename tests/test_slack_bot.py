@@ -146,6 +146,18 @@ def test_mention_is_answered_in_its_thread_with_citations(bot, slack, kb):
     slack.wait_for("reactions.remove")
 
 
+def test_an_english_mention_is_answered_in_english_with_the_originals_under_sources(bot, slack, kb):
+    """The Chinese sentence each English quote renders is one line away: in its source's quote."""
+    event = mention(bot, "What are the advantages of a closed-source model?")
+    texts = sections(wait_post(slack, event["ts"]))
+    assert texts[0].startswith("From the documents (translated")
+    answer = kb.ask("What are the advantages of a closed-source model?")
+    sources = "\n".join(t for t in texts if t.startswith("*["))
+    for quote in answer.quotes:
+        assert quote.text[:40] in texts[0]
+        assert quote.source[:20] in sources
+
+
 def test_mention_inside_a_thread_is_answered_in_that_thread(bot, slack):
     root = new_ts()
     mention(bot, thread_ts=root)

@@ -38,7 +38,8 @@ def answer_message(answer: Answer, answer_id: int) -> Message:
     listed = answer.closest if answer.abstained else answer.citations
     tail = [feedback_actions(answer_id)]
     room = MAX_BLOCKS - len(body) - len(tail) - 1
-    sources = [source_block(c, limits) for c in listed[: max(room, 0)]]
+    originals = translated_originals(answer)
+    sources = [source_block(c, limits, originals.get(c.n)) for c in listed[: max(room, 0)]]
     heading = [section(f"*{escape(sources_heading(answer))}*")] if sources else []
     return Message(text=notification_text(answer.answer, limits["notification_chars"]),
                    blocks=[*body, *heading, *sources, *tail])
@@ -88,8 +89,19 @@ def sentence_pieces(line: str, limit: int) -> list[str]:
     return [piece.strip() for piece in pieces if piece.strip()]
 
 
-def source_block(citation: Citation, limits: dict) -> dict:
-    """`*[n] Title › section*` and a one-line quote of the passage, within one section's limit."""
+def translated_originals(answer: Answer) -> dict[int, str]:
+    """For each citation whose sentences the answer shows in translation, those sentences as
+    written: the reader checks a translated quote against its original one line below it."""
+    originals: dict[int, list[str]] = {}
+    for quote in answer.quotes:
+        if quote.text != quote.source:
+            originals.setdefault(quote.n, []).append(quote.source)
+    return {n: " … ".join(sources) for n, sources in originals.items()}
+
+
+def source_block(citation: Citation, limits: dict, original: str | None = None) -> dict:
+    """`*[n] Title › section*` and a one-line quote: the original of what the answer translated
+    from this passage, else the passage's opening; within one section's limit."""
     line = load_templates()["citation_line"].format(
         n=citation.n,
         title=trim(escape(one_line(citation.title)), limits["heading_chars"]),
@@ -97,7 +109,7 @@ def source_block(citation: Citation, limits: dict) -> dict:
     )
     head = f"*{line}*"
     room = SECTION_TEXT_LIMIT - len(head) - 2
-    quote = trim(escape(one_line(citation.text)), min(limits["quote_chars"], room))
+    quote = trim(escape(one_line(original or citation.text)), min(limits["quote_chars"], room))
     return section(f"{head}\n>{quote}" if quote else head)
 
 
