@@ -145,8 +145,15 @@ def check_file(path: Path, texts: list[str], lines: list[str], seen_ids: dict[st
 
 
 def summary(path: Path) -> str:
-    """One line of counts for a file that parses, for the report."""
-    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """One line of counts for a file (lines that do not parse are skipped), for the report."""
+    items = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # already reported by check_file
+        if isinstance(item, dict):
+            items.append(item)
     answerable = [i for i in items if not i.get("unanswerable")]
     unanswerable = [i for i in items if i.get("unanswerable")]
     by_lang = {lang: sum(1 for i in answerable if i.get("lang") == lang) for lang in ("en", "zh")}
@@ -168,10 +175,7 @@ def main(argv: list[str]) -> int:
     for path in files:
         found = check_file(path, texts, lines, seen_ids)
         problems += found
-        try:
-            print(summary(path) + ("" if not found else f"  -- {len(found)} problem(s)"))
-        except (json.JSONDecodeError, AttributeError):
-            print(f"{path.name}: does not parse")
+        print(summary(path) + ("" if not found else f"  -- {len(found)} problem(s)"))
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
