@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from retrieval.answer import Answer, format_citation, load_templates
+from bot.blocks.answer import translated_originals
 
 console = Console(highlight=False)
 console.soft_wrap = not console.is_terminal  # piped output: one line per line, no wrapping at 80
@@ -26,7 +27,7 @@ def print_answer(answer: Answer) -> None:
         return
     heading = templates["closest_intro" if answer.abstained else "sources_heading"][answer.language]
     console.print(f"\n[bold]{escape(heading)}[/bold]")
-    originals = {q.n: q.source for q in answer.quotes if q.text != q.source}  # what a translation renders
+    originals = translated_originals(answer)  # what the translated quotes render, as written
     for citation in listed:
         console.print(f"[cyan]{escape(format_citation(citation))}[/cyan]")
         quote = " ".join(originals.get(citation.n, citation.text).split())

@@ -14,9 +14,11 @@ from typing import Sequence
 import yaml
 
 from knowledge.language import language_of
+from knowledge.lists import ListBlock, list_blocks
 from knowledge.sentences import is_quotable
 from knowledge.translations import TranslationMemory
 from retrieval.index_store import KnowledgeIndex
+from retrieval.intent import Intent, load_intents
 from retrieval.search import Hit, SearchResult
 from retrieval.similarity import as_float64, cosines
 from strategy_bot.settings import PROMPTS_DIR
@@ -76,32 +78,94 @@ def citation_for(n: int, hit: Hit) -> Citation:
                     text=hit.chunk.text, score=round(hit.dense, 4), chunk_id=hit.chunk.chunk_id)
 
 
-def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> list[tuple[int, str]]:
+def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int,
+                   intent: Intent | None = None) -> list[tuple[int, str]]:
     """(citation number, sentence) pairs: the best-matching sentences of the top passages."""
-    candidates: list[tuple[float, int, int, str]] = []
+    return pick_quotes(index, result, limit, intent).quotes
+
+
+@dataclass(frozen=True)
+class Picked:
+    quotes: list[tuple[int, str]]  # (citation number, original text), in reading order
+    is_list: bool  # a list of the documents, whole and in order
+    cut: bool = False  # the list had more items than an answer shows
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    score: float
+    n: int
+    row: int
+    text: str
+    block: tuple[int, int] | None  # (citation number, list index in the passage) of a list item
+
+
+def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent,
+                blocks: dict[tuple[int, int], ListBlock]) -> list[_Candidate]:
+    """Quotable sentences of the top passages, scored by similarity, the passage's rank and how
+    well the labels of their list fit the question (retrieval/intent.py); `blocks` collects the lists."""
+    model = load_intents()
+    found = []
     for n, hit in enumerate(result.hits[:PASSAGES_FOR_SENTENCES], start=1):
         rows = index.sentences_of(hit.position)
         if not rows:
             continue
+        lists = list_blocks(hit.chunk.text)
         scores = cosines(as_float64(index.sentence_vectors[rows]), result.query_vector)
         for row, score in zip(rows, scores):
-            if not is_quotable(index.sentences[row]["text"]):
+            text = index.sentences[row]["text"]
+            if not is_quotable(text):
                 continue
+            owner = next((i for i, block in enumerate(lists) if any(text in item for item in block.items)), None)
+            if owner is not None:
+                blocks[(n, owner)] = lists[owner]
+            labels = lists[owner].describes() if owner is not None else " ".join(index.sentences[row].get("context", []))
             # A small bonus for the passage's rank keeps the answer anchored on the best hit.
-            candidates.append((float(score) - 0.01 * (n - 1), n, row, index.sentences[row]["text"]))
+            adjusted = float(score) - 0.01 * (n - 1) + model.adjustment(intent, labels, text)
+            found.append(_Candidate(adjusted, n, row, text, (n, owner) if owner is not None else None))
+    found.sort(key=lambda c: (-c.score, c.n, c.row))
+    return found
+
+
+def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], ListBlock],
+                 intent: Intent) -> Picked | None:
+    """The whole list whose best item is about as good as the best sentence, when the question
+    asks for a kind of list (advantages, drawbacks, steps, examples), never for a definition."""
+    weights = load_intents().weights
+    if not intent.kinds or "definition" in intent.kinds:
+        return None
+    best = candidates[0].score
+    for candidate in candidates:
+        if candidate.score < best - weights.list_slack:
+            return None
+        if candidate.block is not None and len(blocks[candidate.block].items) >= 2:
+            n, items = candidate.block[0], blocks[candidate.block].items
+            shown = items[: weights.max_list_items]
+            return Picked([(n, item) for item in shown], is_list=True, cut=len(items) > len(shown))
+    return None
+
+
+def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent: Intent | None = None) -> Picked:
+    """What the answer quotes: a whole list of the documents when the question asks for one and
+    the best passage has it, else the `limit` best sentences near the best one."""
+    intent = intent or Intent(frozenset(), frozenset())
+    blocks: dict[tuple[int, int], ListBlock] = {}
+    candidates = _candidates(index, result, intent, blocks)
     if not candidates:
-        return []
-    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
-    best = candidates[0][0]
+        return Picked([], is_list=False)
+    listed = _list_answer(candidates, blocks, intent)
+    if listed is not None:
+        return listed
+    best = candidates[0].score
     chosen, seen = [], set()
-    for score, n, row, text in candidates:
-        if len(chosen) >= limit or score < best - SENTENCE_SLACK:
+    for candidate in candidates:
+        if len(chosen) >= limit or candidate.score < best - SENTENCE_SLACK:
             break
-        if text not in seen:
-            seen.add(text)
-            chosen.append((n, row, text))
-    chosen.sort(key=lambda c: (c[0], c[1]))
-    return [(n, text) for n, _, text in chosen]
+        if candidate.text not in seen:
+            seen.add(candidate.text)
+            chosen.append(candidate)
+    chosen.sort(key=lambda c: (c.n, c.row))
+    return Picked([(c.n, c.text) for c in chosen], is_list=False)
 
 
 def render_quotes(picked: list[tuple[int, str]], result: SearchResult, language: str,
@@ -145,13 +209,14 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
             text += templates["never_mentioned"][language].format(names=names)
         return Answer(question=question, answer=text, abstained=True,
                       citations=[], language=language, closest=citations[:3])
-    picked = pick_sentences(index, result, sentences)
-    if not picked:  # only code or headings matched: quote the top passage's opening
-        top = result.hits[0].chunk.text.strip().splitlines()[0][:300]
-        picked = [(1, top)]
-    quotes = render_quotes(picked, result, language, translations)
+    picked = pick_quotes(index, result, sentences, load_intents().of(question))
+    quoted = picked.quotes
+    if not quoted:  # only code or headings matched: quote the top passage's opening
+        quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]
+    quotes = render_quotes(quoted, result, language, translations)
     lead = lead_line(templates, language, quotes)
-    body = "\n".join(f"{quote.text} [{quote.n}]" for quote in quotes)
+    bullet = "• " if picked.is_list else ""
+    body = "\n".join(f"{bullet}{quote.text} [{quote.n}]" for quote in quotes) + ("\n• …" if picked.cut else "")
     return Answer(question=question, answer=f"{lead}\n{body}".strip(), abstained=False,
                   citations=citations, language=language, quotes=quotes)
 

@@ -28,7 +28,7 @@ def test_eval_files_carry_points_and_follow_ups(tmp_path):
 
 def test_the_report_counts_points_language_and_length(kb):
     items = [EvalItem(id="zh", question="闭源模式有哪些优点？", lang="zh", gold=("闭源",), unanswerable=False,
-                      points=(("闭源",), ("a phrase no document contains",))),
+                      points=(("数据隐私",), ("a phrase no document contains",))),
              EvalItem(id="en", question="What are the advantages of a closed-source model?", lang="en",
                       gold=("闭源",), unanswerable=False)]
     report = evaluate(kb, items)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_EVAL
-from knowledge.sentences import split_sentences
+from knowledge.sentences import clean_markup, split_sentences
 from retrieval.evaluation import evaluate, load_items
 from retrieval.search import rrf
 
@@ -142,10 +142,12 @@ def test_answers_are_sentences_of_the_cited_passages(kb):
     answer = kb.ask("How can we keep transparency while protecting intellectual property?")
     cited = {c.n: c for c in answer.citations}
     body = [line for line in answer.answer.splitlines() if re.search(r"\[\d+\]$", line)]
-    assert body, answer.answer
-    for line in body:
-        sentence, n = re.fullmatch(r"(.+) \[(\d+)\]", line).groups()
-        assert sentence in split_sentences(cited[int(n)].text), line
+    assert body and len(body) == len(answer.quotes), answer.answer
+    for line, quote in zip(body, answer.quotes):
+        # shown as its rendering, tied to a sentence of the passage or a whole item of one of its lists
+        assert re.fullmatch(rf"(?:• )?{re.escape(quote.text)} \[{quote.n}\]", line), line
+        passage = cited[quote.n].text
+        assert quote.source in split_sentences(passage) + [clean_markup(row) for row in passage.splitlines()], line
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     assert answer.citations[0].title.startswith("开源还是闭源")
     assert "平衡透明度与知识产权" in answer.citations[0].section + answer.citations[0].text

@@ -1,0 +1,93 @@
+"""What a question asks for (advantages, drawbacks, steps, examples, a definition) and about which model.
+
+Search finds the right passage; the answer must then quote the right part of it. "What are
+the risks of open-sourcing?" must not open with the definition of open source, nor offer a
+closed-source drawback as an advantage. The documents label their lists ("闭源模式 › 优点"),
+so a question's intent and subject are matched against those labels. The words are data
+(prompts/answer_intents.yaml), in English and Chinese.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from strategy_bot.settings import PROMPTS_DIR
+
+INTENTS_FILE = PROMPTS_DIR / "answer_intents.yaml"
+
+
+@dataclass(frozen=True)
+class Intent:
+    kinds: frozenset[str]  # what the question asks for ({"advantages"}; empty: anything relevant)
+    subjects: frozenset[str]  # which model it is about ({"closed"}; empty: not said)
+
+
+@dataclass(frozen=True)
+class Weights:
+    list_slack: float
+    intent_bonus: float
+    opposite_penalty: float
+    subject_penalty: float
+    definition_penalty: float
+    max_list_items: int
+
+
+def _matcher(words: list[str]) -> re.Pattern[str]:
+    """English words and phrases on word boundaries (any case); Chinese ones as substrings."""
+    parts = [rf"(?<![a-z]){re.escape(w.lower())}(?![a-z])" if w.isascii() else re.escape(w) for w in words]
+    return re.compile("|".join(parts) or r"(?!x)x")
+
+
+class IntentModel:
+    """The intent words of prompts/answer_intents.yaml, compiled once."""
+
+    def __init__(self, data: dict) -> None:
+        intents = data["intents"]
+        self._asks = {kind: _matcher(entry["en"] + entry["zh"]) for kind, entry in intents.items()}
+        self._labels = {kind: _matcher(entry["labels"]) for kind, entry in intents.items() if entry["labels"]}
+        self._subjects = {name: _matcher(entry["en"] + entry["zh"]) for name, entry in data["subjects"].items()}
+        self.opposites: dict[str, str] = dict(data["opposites"])
+        self._definition = _matcher(data["definition_markers"])
+        self.weights = Weights(**data["weights"])
+
+    def of(self, question: str) -> Intent:
+        """The question's intent; "definition" only when it asks for nothing more specific."""
+        text = question.lower()
+        kinds = {kind for kind, pattern in self._asks.items() if kind != "definition" and pattern.search(text)}
+        if not kinds and self._asks["definition"].search(text):
+            kinds = {"definition"}
+        return Intent(frozenset(kinds), self.subjects_in(text))
+
+    def subjects_in(self, text: str) -> frozenset[str]:
+        return frozenset(name for name, pattern in self._subjects.items() if pattern.search(text.lower()))
+
+    def kinds_labelled(self, labels: str) -> frozenset[str]:
+        return frozenset(kind for kind, pattern in self._labels.items() if pattern.search(labels))
+
+    def is_definition(self, sentence: str) -> bool:
+        return bool(self._definition.search(sentence))
+
+    def adjustment(self, intent: Intent, labels: str, sentence: str) -> float:
+        """How much better (or worse) a sentence fits the question than its similarity says,
+        from the labels of the list it sits in and whether it is a definition."""
+        w, score = self.weights, 0.0
+        kinds = self.kinds_labelled(labels)
+        if intent.kinds & kinds:
+            score += w.intent_bonus
+        if any(self.opposites.get(k) in kinds and k not in kinds for k in intent.kinds):
+            score -= w.opposite_penalty
+        subjects = self.subjects_in(labels)
+        if intent.subjects and subjects and not intent.subjects & subjects:
+            score -= w.subject_penalty
+        if "definition" not in intent.kinds and self.is_definition(sentence):
+            score -= w.definition_penalty
+        return score
+
+
+@lru_cache(maxsize=4)
+def load_intents(path: Path = INTENTS_FILE) -> IntentModel:
+    return IntentModel(yaml.safe_load(path.read_text(encoding="utf-8")))

@@ -1,0 +1,101 @@
+"""Answers that answer: the kind of sentence asked for, and whole lists where the documents wrote one.
+
+A question asking for advantages, drawbacks, steps or examples gets sentences labelled that
+way; when the best passage answers with a list, the answer is the list, whole and in order,
+as bullets; a definition is quoted only when one is asked for.
+"""
+from __future__ import annotations
+
+from knowledge.lists import list_blocks
+from retrieval.intent import load_intents
+
+FLAT = """开源与闭源模式各有优缺点，具体选择需综合考虑以下因素：
+
+**开源模式**：
+
+**优点**：
+1. **透明度和社区协作**：增加模型开发和应用的公开度。
+2. **高可达性**：模型可以在更广泛的场景中使用。
+
+**缺点**：
+1. **知识产权保护**：缺乏对模型商业应用的严格控制。
+
+**闭源模式**：
+
+**优点**：
+1. **知识产权保护**：完全控制模型的商业应用和分发。
+"""
+
+NESTED = """- **开源模式**：
+  优点：
+  1. **高可达性**：任何人都可以免费使用和分发。
+  2. **激励创新**：开源社区聚集了大量技术人才。
+
+```python
+# 1. not a list item
+```
+A: 需要考虑以下几个方面：
+
+1. **模型核心功能的开放**：选择开放模型的核心功能。
+
+2. **授权和许可机制**：通过授权和许可机制。
+"""
+
+
+def test_lists_are_read_with_their_lead_and_the_labels_above_them():
+    blocks = list_blocks(FLAT)
+    assert [(b.labels, b.lead, len(b.items)) for b in blocks] == [
+        (("开源模式",), "优点：", 2), (("开源模式",), "缺点：", 1), (("闭源模式",), "优点：", 1)]
+    assert blocks[0].items[1] == "高可达性：模型可以在更广泛的场景中使用。"
+
+
+def test_nested_lists_code_fences_and_blank_lines_between_items():
+    blocks = list_blocks(NESTED)
+    assert blocks[1].labels == ("开源模式",) and blocks[1].lead == "优点："
+    assert blocks[-1].lead == "A: 需要考虑以下几个方面：" and len(blocks[-1].items) == 2
+    assert not any("not a list item" in item for b in blocks for item in b.items)
+
+
+def test_a_question_says_what_it_asks_for_and_about_which_model():
+    model = load_intents()
+    assert model.of("What are the risks of open-sourcing our model?").kinds == {"drawbacks"}
+    assert model.of("What are the risks of open-sourcing our model?").subjects == {"open"}
+    assert model.of("闭源模式有哪些优点？").kinds == {"advantages"} and model.of("闭源模式有哪些优点？").subjects == {"closed"}
+    assert model.of("What is open source?").kinds == {"definition"}
+    assert model.of("Any real-world examples?").kinds == {"examples"}
+    assert model.of("Tell me about licensing.").kinds == frozenset()
+
+
+def test_a_list_labelled_with_the_opposite_or_the_other_model_scores_lower():
+    model = load_intents()
+    asks = model.of("What are the advantages of a closed-source model?")
+    right = model.adjustment(asks, "闭源模式 优点：", "完全控制模型的商业应用。")
+    assert right > model.adjustment(asks, "闭源模式 缺点：", "缺乏透明度。")
+    assert right > model.adjustment(asks, "开源模式 优点：", "任何人都可以免费使用。")
+    definition = "开源：指将软件或模型的代码公开共享。"
+    assert model.adjustment(asks, "", definition) < 0
+    assert model.adjustment(model.of("What is open source?"), "", definition) == 0
+
+
+def test_an_faq_answer_is_given_whole_in_order_each_item_cited(kb):
+    """The issue's example: all four measures of FAQ Q3, in English, each cited, originals in quotes."""
+    answer = kb.ask("How do we balance transparency and IP?")
+    measures = ["模型核心功能的开放", "商业应用的专有控制", "开源与闭源相结合", "授权和许可机制"]
+    sources = [q.source for q in answer.quotes]
+    assert [next(i for i, s in enumerate(sources) if s.startswith(m)) for m in measures] == [0, 1, 2, 3]
+    lines = answer.answer.splitlines()[1:]
+    assert all(line.startswith("• ") and line.endswith(f"[{answer.quotes[0].n}]") for line in lines[:4])
+    assert all(q.language == "en" for q in answer.quotes)
+
+
+def test_advantages_of_closed_source_are_its_advantages_not_its_drawbacks(kb):
+    answer = kb.ask("What are the advantages of a closed-source model?")
+    shown = " ".join(q.source for q in answer.quotes)
+    assert "完全控制" in shown and "缺乏透明度" not in shown and "受限于" not in shown
+    assert answer.answer.count("• ") >= 3
+
+
+def test_a_definition_is_quoted_when_asked_for_and_not_as_a_list(kb):
+    answer = kb.ask("What is open source?")
+    assert "• " not in answer.answer
+    assert any("指" in q.source for q in answer.quotes)
