@@ -138,11 +138,22 @@ def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], Lis
     for candidate in candidates:
         if candidate.score < best - weights.list_slack:
             return None
-        if candidate.block is not None and len(blocks[candidate.block].items) >= 2:
-            n, items = candidate.block[0], blocks[candidate.block].items
+        block = blocks[candidate.block] if candidate.block is not None else None
+        if block is not None and len(block.items) >= 2 and _fits(block, intent):
+            n, items = candidate.block[0], block.items
             shown = items[: weights.max_list_items]
             return Picked([(n, item) for item in shown], is_list=True, cut=len(items) > len(shown))
     return None
+
+
+def _fits(block: ListBlock, intent: Intent) -> bool:
+    """A list answers the question when it is labelled with what was asked, or introduced as an
+    answer ("…以下几个方面：") and not a glossary (mostly definitions)."""
+    model = load_intents()
+    if intent.kinds & model.kinds_labelled(block.describes()):
+        return True
+    definitions = sum(model.is_definition(item) for item in block.items)
+    return block.lead.endswith(("：", ":")) and definitions * 2 < len(block.items)
 
 
 def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent: Intent | None = None) -> Picked:
@@ -191,7 +202,7 @@ def lead_line(templates: dict, language: str, quotes: list[Quote]) -> str:
 
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
             sentences: int, unknown_names: Sequence[str] = (),
-            translations: TranslationMemory | None = None) -> Answer:
+            translations: TranslationMemory | None = None, intent: Intent | None = None) -> Answer:
     """Build the answer (or the decline) from a search result.
 
     A decline names what the documents never mention, when the question named it:
@@ -209,7 +220,7 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
             text += templates["never_mentioned"][language].format(names=names)
         return Answer(question=question, answer=text, abstained=True,
                       citations=[], language=language, closest=citations[:3])
-    picked = pick_quotes(index, result, sentences, load_intents().of(question))
+    picked = pick_quotes(index, result, sentences, intent or load_intents().of(question))
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]

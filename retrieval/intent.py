@@ -53,14 +53,52 @@ class IntentModel:
         self.opposites: dict[str, str] = dict(data["opposites"])
         self._definition = _matcher(data["definition_markers"])
         self.weights = Weights(**data["weights"])
+        follow = data["follow_up"]
+        self._strong = re.compile("|".join(follow["strong"]["en"] + follow["strong"]["zh"]))
+        self._weak = re.compile("|".join(follow["weak"]["en"] + follow["weak"]["zh"]))
+        self._short_words, self._short_chars = int(follow["short_words"]), int(follow["short_chars"])
 
-    def of(self, question: str) -> Intent:
-        """The question's intent; "definition" only when it asks for nothing more specific."""
-        text = question.lower()
+    def of(self, question: str, previous: str | None = None) -> Intent:
+        """The question's intent; "definition" only when it asks for nothing more specific.
+        A follow-up keeps what its thread's previous question asked for or was about, unless
+        it says so itself ("What about open source?" after "advantages of closed source?")."""
+        text = question.lower().strip()
         kinds = {kind for kind, pattern in self._asks.items() if kind != "definition" and pattern.search(text)}
         if not kinds and self._asks["definition"].search(text):
             kinds = {"definition"}
-        return Intent(frozenset(kinds), self.subjects_in(text))
+        own = Intent(frozenset(kinds), self.subjects_in(text))
+        if previous is None:
+            return own
+        before = self.of(previous)
+        return Intent(own.kinds or before.kinds, own.subjects or before.subjects)
+
+    def standalone(self, question: str, previous: str) -> str | None:
+        """A follow-up that only changes the model ("What about open source?", "那闭源呢？"),
+        rewritten as its thread's previous question about that model, so it is searched like a
+        question of its own; None when it is not that kind of follow-up."""
+        own = self.of(question)
+        before = self.subjects_in(previous)
+        if own.kinds or len(own.subjects) != 1 or not before or own.subjects == before:
+            return None
+        new = self._subjects[next(iter(own.subjects))].search(question.lower())
+        old = [self._subjects[name].search(previous.lower()) for name in before]
+        if new is None or len(old) != 1 or old[0] is None:
+            return None
+        start, end = old[0].span()
+        return previous[:start] + question[new.start():new.end()] + previous[end:]
+
+    def is_follow_up(self, question: str) -> bool:
+        """Whether a question refers back to its thread rather than standing alone."""
+        text = question.lower().strip()
+        if self._strong.search(text):
+            return True
+        if self.subjects_in(text):
+            return False
+        if self._weak.search(text):
+            return True
+        words = re.findall(r"[a-z0-9'-]+", text)
+        chinese = re.findall(r"[\u3400-\u9fff]", text)
+        return len(chinese) <= self._short_chars if chinese else len(words) <= self._short_words
 
     def subjects_in(self, text: str) -> frozenset[str]:
         return frozenset(name for name, pattern in self._subjects.items() if pattern.search(text.lower()))

@@ -22,6 +22,7 @@ from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
 from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, IndexError_, IndexStore, KnowledgeIndex,
                                    Progress)
+from retrieval.intent import IntentModel, load_intents
 from retrieval.search import Searcher, SearchResult
 from retrieval.similarity import normalise
 from strategy_bot.settings import PROMPTS_DIR, Settings
@@ -259,6 +260,10 @@ class KnowledgeBase:
         return self.settings.llm_provider != "none" and not answer.abstained and bool(answer.citations)
 
     @property
+    def intents(self) -> IntentModel:
+        return load_intents()
+
+    @property
     def decline_policy(self) -> DeclinePolicy:
         s = self.settings
         return DeclinePolicy(s.abstain_margin, s.abstain_margin_cross_lingual, s.abstain_unknown_name_margin)
@@ -270,14 +275,18 @@ class KnowledgeBase:
         searcher = self._current_searcher()
         index = searcher.index
         loaded = time.perf_counter()
-        history = history or [q for q, _ in transcript]
-        result = self.search(text, mode=mode, history=[h for h in history if h.strip()][-2:], searcher=searcher)
+        history = [h for h in (history or [q for q, _ in transcript]) if h.strip()][-2:]
+        if history and not self.intents.is_follow_up(text):
+            history = []  # an independent question is searched on its own
+        standalone = self.intents.standalone(text, history[-1]) if history else None
+        result = self.search(standalone or text, mode=mode, history=[] if standalone else history, searcher=searcher)
         searched = time.perf_counter()
         cross_lingual = language_of(text) != index.language
         unknown = unknown_names(text, index.lexical.mentions)
         declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown)
+        intent = self.intents.of(text, previous=history[-1] if history else None)
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
-                         unknown_names=unknown, translations=self._translations)
+                         unknown_names=unknown, translations=self._translations, intent=intent)
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
                              "compose": (done - searched) * 1000, "total": (done - started) * 1000}

@@ -99,3 +99,28 @@ def test_a_definition_is_quoted_when_asked_for_and_not_as_a_list(kb):
     answer = kb.ask("What is open source?")
     assert "• " not in answer.answer
     assert any("指" in q.source for q in answer.quotes)
+
+
+def test_only_a_question_that_refers_back_is_a_follow_up():
+    model = load_intents()
+    follow_ups = ["What about open source?", "And what are the downsides of that approach?", "How can we reduce them?",
+                  "那闭源呢？", "Why?"]
+    independent = ["开源模式的主要优点是什么？", "Is it safe to open-source our model?",
+                   "How do we balance transparency and IP?", "What does the document say about data privacy?"]
+    assert [model.is_follow_up(q) for q in follow_ups] == [True] * len(follow_ups)
+    assert [model.is_follow_up(q) for q in independent] == [False] * len(independent)
+
+
+def test_an_independent_question_in_a_thread_is_answered_as_if_asked_alone(kb):
+    """The console chat fed earlier questions into every search: three advantages became one."""
+    question = "开源模式的主要优点是什么？"
+    alone, in_thread = kb.ask(question).to_dict(), kb.ask(question, history=["开源和闭源在成本上有什么区别？"]).to_dict()
+    alone.pop("timings_ms"), in_thread.pop("timings_ms")
+    assert in_thread == alone
+
+
+def test_a_follow_up_keeps_what_the_thread_asked_for_and_changes_the_model(kb):
+    answer = kb.ask("What about open source?", history=["What are the advantages of a closed-source model?"])
+    shown = " ".join(q.source for q in answer.quotes)
+    assert "任何人都可以免费使用" in shown or "透明度和社区协作" in shown
+    assert "完全控制" not in shown and answer.answer.count("• ") >= 2
