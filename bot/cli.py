@@ -1,11 +1,18 @@
 """The `strategy-bot` command line: index, ask, eval, chat (and the Slack server).
 
 Every command goes through the same `KnowledgeBase` the Slack bot uses.
+
+Text that is not UTF-8 (GBK from a Windows file, junk bytes) on the command line or stdin
+is read with `surrogateescape`, never crashing the read; the core then refuses such a
+question with the bytes it could not decode (`retrieval.service.undecodable`): `ask` exits 2,
+`ask --json -` prints an error object for that line and `chat` an error, and both carry on
+with the next line.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -16,13 +23,22 @@ from strategy_bot.settings import Settings, SettingsError
 log = logging.getLogger("strategy_bot")
 
 
-def load_settings(*, batch: bool = False) -> Settings:
+def load_settings(*, batch: bool = False, writes: bool = False) -> Settings:
     """Settings from the environment, with OpenMP threads capped before any engine loads
-    (`batch` for a command that only embeds, like `index`: see Settings.apply_thread_limits)."""
+    (`batch` for a command that only embeds, like `index`: see Settings.apply_thread_limits).
+
+    `writes`: the command writes under DATA_DIR (`index`, `serve`), so an unwritable one stops
+    it at once, exit 1, with one line naming the folder and the fix.
+    """
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+    if writes:
+        try:
+            settings.check_data_dir()
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
     settings.apply_thread_limits(batch=batch)
     return settings
 
@@ -69,7 +85,7 @@ def index(rebuild: bool, as_json: bool) -> None:
     """Build or refresh the index from KNOWLEDGE_DIR (plus DATA_DIR/knowledge when KNOWLEDGE_DIR is the shipped corpus)."""
     from bot.console import print_build_summary, progress_bar
 
-    settings = load_settings(batch=True)
+    settings = load_settings(batch=True, writes=True)
     kb = knowledge_base(settings)
     try:
         with progress_bar(disabled=as_json) as progress:
@@ -114,21 +130,36 @@ def ask(question: str, as_json: bool, mode: str) -> None:
 
 
 def _ask_stream(kb, mode: str, as_json: bool) -> None:
-    """One question per line; a bad line gets an error object, the stream carries on."""
+    """One question per line; a bad line (too long, not UTF-8...) gets an error object with its
+    line number, and the stream carries on."""
     from retrieval.service import QuestionError
 
-    for line in sys.stdin:
-        question = line.rstrip("\n")
+    for number, line in enumerate(sys.stdin, start=1):
+        question = line.rstrip("\r\n")
         if not question.strip():
             continue
         try:
             _print_answer(kb.ask(question, mode=mode), as_json)
         except QuestionError as exc:
             if as_json:
-                click.echo(json.dumps({"question": question[:200], "error": str(exc)}, ensure_ascii=False))
+                click.echo(json.dumps({"line": number, "question": printable(question)[:200], "error": str(exc)},
+                                      ensure_ascii=False))
             else:
-                click.echo(f"error: {exc}", err=True)
+                click.echo(f"error: line {number}: {exc}", err=True)
         sys.stdout.flush()
+
+
+def printable(text: str) -> str:
+    """`text` with each byte that was not UTF-8 shown as U+FFFD (printing it as it is would crash)."""
+    return re.sub("[\ud800-\udfff]", "\ufffd", text)
+
+
+def read_stdin_leniently() -> None:
+    """Undecodable stdin bytes become lone surrogates instead of a UnicodeDecodeError that would
+    end a whole `ask -` batch or chat; the core names them when it refuses the question."""
+    stdin = sys.stdin
+    if stdin is not None and hasattr(stdin, "reconfigure"):
+        stdin.reconfigure(errors="surrogateescape")
 
 
 def _print_answer(answer, as_json: bool) -> None:
@@ -153,7 +184,10 @@ def eval_command(path: Path, mode: str, as_json: bool) -> None:
         items = load_items(path)
     except EvalFileError as exc:
         raise BadInput(str(exc)) from None
-    report = evaluate(kb, items, mode=mode)
+    try:
+        report = evaluate(kb, items, mode=mode)
+    except _index_errors() as exc:
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
         return
@@ -178,9 +212,16 @@ def eval_command(path: Path, mode: str, as_json: bool) -> None:
 @cli.command()
 def chat() -> None:
     """A console chat on the same core: type questions, get cited answers."""
+    _chat(load_settings())
+
+
+def _chat(settings: Settings) -> None:
     from bot.console import run_chat
 
-    run_chat(knowledge_base(load_settings()))
+    try:
+        run_chat(knowledge_base(settings))
+    except _index_errors() as exc:  # no index and none can be built, a damaged one...: say why, exit 1
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()
@@ -202,6 +243,10 @@ def _serve(settings: Settings) -> None:
         raise click.UsageError("SLACK_BOT_TOKEN is not set: the bot needs it to post in Slack (see .env.example).")
     if not settings.slack_app_token and not settings.slack_signing_secret:
         raise click.UsageError("Set SLACK_APP_TOKEN for Socket Mode, or SLACK_SIGNING_SECRET for HTTP mode.")
+    try:  # the bot's stores and index live there: one clear line now, not a SQLite traceback later
+        settings.check_data_dir()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     logging.getLogger().setLevel(settings.log_level.upper())
     try:
         check_llm(settings)  # a misconfigured LLM_PROVIDER stops start-up with the fix, not every answer
@@ -219,9 +264,7 @@ def run() -> None:
         return
     click.echo("No Slack tokens configured (SLACK_BOT_TOKEN + SLACK_APP_TOKEN or SLACK_SIGNING_SECRET): "
                "starting the console chat.", err=True)
-    from bot.console import run_chat
-
-    run_chat(knowledge_base(settings))
+    _chat(settings)
 
 
 from bot.check_command import check  # noqa: E402  (the strategy check lives in its own module)
@@ -231,6 +274,7 @@ cli.add_command(check)
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    read_stdin_leniently()
     cli()
 
 

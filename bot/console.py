@@ -79,6 +79,9 @@ def print_build_summary(summary) -> None:
                        ("unchanged", summary.unchanged)):
         if ids:
             console.print(f"  {label}: {escape(', '.join(ids))}", soft_wrap=True)
+    if summary.repaired:
+        console.print(f"  repaired the damaged index ({escape(', '.join(summary.repaired))}): what was intact was reused",
+                      soft_wrap=True)
     for name, reason in summary.skipped:
         err_console.print(f"  [yellow]skipped {escape(name)}: {escape(reason)}[/yellow]", soft_wrap=True)
 
@@ -107,8 +110,8 @@ def run_chat(kb) -> None:
             continue
         try:
             answer = kb.ask(question, history=history)
-        except QuestionError as exc:
-            err_console.print(f"[red]{escape(str(exc))}[/red]")
+        except QuestionError as exc:  # too long, not UTF-8...: say why and read the next question
+            err_console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
             continue
         print_answer(answer)
         console.print()

@@ -16,6 +16,8 @@ from bot.state.conversations import ConversationLog
 from bot.state.deliveries import DeliveryLog
 from bot.state.feedback import FeedbackLog
 from decision.dialogue_store import DialogueStore
+from retrieval.embeddings import EmbeddingError
+from retrieval.index_store import IndexError_
 from retrieval.service import KnowledgeBase
 from strategy_bot.settings import Settings
 
@@ -52,12 +54,16 @@ class Services:
     def load_index(self) -> None:
         try:
             self.kb.ensure_index()
+        except (IndexError_, EmbeddingError) as exc:  # worded for people: what is wrong, how to fix it
+            self.readiness.error = str(exc)
+            log.error("could not load the index: %s", exc)
         except Exception as exc:  # reported by /healthz and the log; questions retry the load
-            self.readiness.error = f"{type(exc).__name__}: {exc}"
+            # Only the type: a library's own message (FAISS's is C++) means nothing to the reader.
+            self.readiness.error = f"the index could not be loaded ({type(exc).__name__}); the log has the details"
             log.exception("could not load the index")
-            return
-        self.readiness.error = None
-        self.readiness.loaded.set()
+        else:
+            self.readiness.error = None
+            self.readiness.loaded.set()
 
     def close(self) -> None:
         if self.executor is not None:

@@ -21,12 +21,23 @@ are copied from the current index instead of being embedded again (and an unchan
 chunk keeps its English gloss), so an unchanged document is never re-embedded and a
 no-change re-index is cheap (about a second for the shipped corpus). A build that finds no readable document at all is
 refused: swapping in an empty index would silence the bot.
+
+meta.json records the size and sha256 of every other file of its build, and a build is
+only read through `BuildFiles`, which checks them: a truncated or overwritten file is
+reported by name ("vectors.faiss ... size/checksum mismatch") instead of surfacing as
+FAISS's C++ error, or not at all (a changed byte of an .npy is still a valid array).
+An ordinary re-index repairs a damaged build: it reuses every file whose checksum holds,
+takes what the damaged files held from the older build kept beside it when it can, and
+embeds only the rest. This module is the only one that reads a build's files; the
+vector cache is handed what is reusable (`VectorCache.remember`).
 """
 from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -34,22 +45,24 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+import faiss
 import numpy as np
 from langchain_core.documents import Document
 
 from knowledge.chunking import Chunk, Chunker
 from knowledge.language import language_of
-from knowledge.documents import LoadReport, SourceDocument, load_folders
-from knowledge.sentences import sentences_in_context
+from knowledge.documents import LoadReport, SourceDocument, candidate_files, load_folders
+from knowledge.parsers import supported_suffixes
+from knowledge.sentences import Sentence, sentences_in_context
 from retrieval.crosslingual import build_term_map
 from retrieval.thesaurus import build_synonym_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.lexical import LexicalIndex
 from retrieval.similarity import as_float64, exact, pairwise
-from retrieval.vector_store import FaissVectorStore
+from retrieval.vector_store import DOCSTORE_FILE, VECTORS_FILE, FaissVectorStore, read_documents, read_vectors
 
 # What an index holds. 2: sentence views under their list labels, and synonym_map.json.
 # An index of an older format still loads, but KnowledgeBase rebuilds it on first use.
@@ -58,7 +71,13 @@ META_FILE = "meta.json"
 TERM_MAP_FILE = "term_map.json"
 SYNONYM_MAP_FILE = "synonym_map.json"
 KEEP_OLD_BUILDS = 1
+REPAIR_HINT = "an admin can repair it with an ordinary re-index: `/strategy-reindex` in Slack, or `strategy-bot index`"
+# What a file holds can be read but wrong in so many ways (C++ errors from FAISS, numpy's
+# ValueError, a JSON record without a key...): any of these while reading a build means
+# the build is damaged, and is reported as such, never with the library's own message.
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError)
 
+log = logging.getLogger(__name__)
 
 
 class IndexError_(RuntimeError):
@@ -78,7 +97,23 @@ class IndexBusy(IndexError_):
 
 
 class IndexCorrupt(IndexError_, ValueError):
-    """A file of the index cannot be read as what it should be (never unpickled)."""
+    """A file of the index is not what was written, or cannot be read as what it should be (never unpickled).
+
+    `files` names the damaged files; the message says so in words and how to repair it.
+    """
+
+    def __init__(self, message: str, files: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.files = list(files)
+
+
+def damaged_index(files: Sequence[str], how: str = "size/checksum mismatch") -> IndexCorrupt:
+    """'the index is damaged (vectors.faiss: size/checksum mismatch); an ordinary re-index repairs it: ...'"""
+    return IndexCorrupt(f"the index is damaged ({', '.join(files)}: {how}); {REPAIR_HINT}", files)
+
+
+class IndexUnwritable(IndexError_):
+    """The data folder cannot be written, so no index can be built there."""
 
 
 class NoDocuments(IndexError_):
@@ -104,6 +139,9 @@ class IndexMeta:
     chunk_count: int
     background_sha256: str
     format_version: int = FORMAT_VERSION
+    # every other file of the build: name -> {"size": bytes, "sha256": hex}; empty in builds
+    # written before checksums existed (those are read unchecked until the next re-index)
+    files: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict) -> "IndexMeta":
@@ -132,6 +170,7 @@ class BuildSummary:
     reused: int = 0
     seconds: float = 0.0
     build_id: str = ""
+    repaired: list[str] = field(default_factory=list)  # damaged files of the served build this one replaced
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -219,10 +258,10 @@ class IndexStore:
         path = self.current_link / META_FILE
         if not path.is_file():
             raise IndexMissing(f"no index in {self.data_dir}: run `strategy-bot index`")
-        return IndexMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return read_meta_file(path)
 
     def load(self) -> KnowledgeIndex:
-        """Load the current index; refuses one built by a different embedding model."""
+        """Load the current index; refuses one built by a different embedding model, or a damaged one."""
         meta = self.read_meta()
         if meta.model_id != self.embeddings.model_id:
             raise IndexModelMismatch(
@@ -230,38 +269,45 @@ class IndexStore:
                 f"{self.embeddings.model_id!r}; run `strategy-bot index --rebuild` (or change "
                 "EMBEDDING_BACKEND / EMBEDDING_MODEL back)"
             )
-        folder = self.current_link.resolve()
+        files = BuildFiles(self.current_link.resolve(), meta)
+        damaged = files.damaged()
+        if damaged:
+            raise damaged_index(damaged)
         try:
-            return self._load_folder(folder, meta)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexCorrupt(
-                f"the index in {folder} is damaged or incomplete ({type(exc).__name__}: {exc}); "
-                "run `strategy-bot index --rebuild`"
-            ) from exc
+            return self._load_folder(files)
+        except IndexCorrupt:
+            raise
+        except READ_ERRORS as exc:  # each file read fine, but they do not fit together
+            log.warning("the files of the index in %s disagree: %s", files.folder, exc)
+            raise IndexCorrupt(f"the index is damaged: its files disagree with each other; {REPAIR_HINT}") from exc
 
-    def _load_folder(self, folder: Path, meta: IndexMeta) -> KnowledgeIndex:
-        store = FaissVectorStore.load(folder, self.embeddings)
+    def _load_folder(self, files: BuildFiles) -> KnowledgeIndex:
+        store = FaissVectorStore.from_parts(self.embeddings, files.vectors(), files.documents())
         chunks = [document_to_chunk(d) for d in store.documents]
-        sentences = json.loads((folder / "sentences.json").read_text(encoding="utf-8"))
-        term_map = json.loads((folder / TERM_MAP_FILE).read_text(encoding="utf-8"))
-        synonym_file = folder / SYNONYM_MAP_FILE  # absent from indexes built before it existed
-        synonym_map = json.loads(synonym_file.read_text(encoding="utf-8")) if synonym_file.is_file() else {}
+        # absent from indexes built before it existed
+        synonym_map = files.json(SYNONYM_MAP_FILE) if files.has(SYNONYM_MAP_FILE) else {}
         return KnowledgeIndex(
-            meta=meta, store=store, chunks=chunks,
-            lexical=LexicalIndex([c.embedding_text() for c in chunks], term_map, synonym_map),
-            sentence_vectors=np.load(folder / "sentences.npy", allow_pickle=False),
-            sentences=sentences,
-            background=np.load(folder / "background.npy", allow_pickle=False),
-            path=folder,
-            gloss_vectors=np.load(folder / "gloss.npy", allow_pickle=False),
-            background_queries=np.load(folder / "background_queries.npy", allow_pickle=False),
+            meta=files.meta, store=store, chunks=chunks,
+            lexical=LexicalIndex([c.embedding_text() for c in chunks], files.json(TERM_MAP_FILE), synonym_map),
+            sentence_vectors=files.array("sentences.npy"),
+            sentences=files.json("sentences.json"),
+            background=files.array("background.npy"),
+            path=files.folder,
+            gloss_vectors=files.array("gloss.npy"),
+            background_queries=files.array("background_queries.npy"),
         )
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:
         """One build at a time, across processes; the OS drops the lock if we die."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / "reindex.lock", "a+") as handle:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.data_dir / "reindex.lock", "a+")
+        except OSError as exc:
+            raise IndexUnwritable(f"cannot build the index: DATA_DIR {os.path.abspath(self.data_dir)} is not writable "
+                                  f"({exc.strerror or type(exc).__name__}); set DATA_DIR to a writable folder "
+                                  "or fix its permissions") from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -283,14 +329,15 @@ class IndexStore:
             self._remove_unfinished()
             report = load_folders(folders)
             if not report.documents:
-                raise NoDocuments(_no_documents_message(folders, report))
-            previous = None if rebuild else self._load_previous()
-            summary = self._summarise(report, previous.meta if previous else None)
+                raise NoDocuments(_no_documents_message(folders, report, index_kept=self.exists()))
+            previous, cache, damaged = (None, VectorCache(), []) if rebuild else self._reusable()
+            summary = self._summarise(report, previous)
+            summary.repaired = damaged
             build_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
             folder = self.builds_dir / build_id
             folder.mkdir(parents=True)
             try:
-                self._write_build(folder, report.documents, previous, summary, built_by, progress)
+                self._write_build(folder, report.documents, cache, summary, built_by, progress)
                 self._swap(folder)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -314,14 +361,44 @@ class IndexStore:
             if link.is_symlink():
                 link.unlink(missing_ok=True)
 
-    def _load_previous(self) -> KnowledgeIndex | None:
-        try:
-            return self.load()
-        except (IndexMissing, IndexModelMismatch):
-            return None
-        except (OSError, ValueError, KeyError) as exc:  # a damaged index is rebuilt, not fatal
-            del exc
-            return None
+    def _reusable(self) -> tuple[IndexMeta | None, VectorCache, list[str]]:
+        """What a new build can take from earlier ones.
+
+        The served build's meta (to tell added / changed / unchanged documents apart), a cache
+        of every vector and gloss held by an intact file, and the served build's damaged files.
+        Only when part of the served build is damaged are the older finished builds kept
+        under indexes/ read too, for what it lost. Builds of another model are never reused.
+        """
+        cache = VectorCache()
+        served = self.current_link.resolve() if self.current_link.exists() else None
+        previous: IndexMeta | None = None
+        damaged: list[str] = []
+        for folder in self._finished_builds(served):
+            try:
+                meta = read_meta_file(folder / META_FILE)
+            except IndexCorrupt as exc:
+                damaged = exc.files if folder == served else damaged
+                continue
+            if meta.model_id != self.embeddings.model_id:
+                continue
+            lost = offer_reusable(BuildFiles(folder, meta), cache)
+            previous = previous or meta  # the served build's, or the newest readable one's if its meta.json is lost
+            if folder == served:
+                damaged = lost
+            if lost:
+                log.warning("re-index: %s of build %s cannot be reused: %s", ", ".join(lost), folder.name,
+                            "looking in older builds" if folder == served else "embedding what they held")
+            else:
+                break
+        return previous, cache, damaged
+
+    def _finished_builds(self, served: Path | None) -> list[Path]:
+        """The served build first, then the other finished builds, newest first."""
+        builds = [served] if served is not None and (served / META_FILE).is_file() else []
+        if self.builds_dir.is_dir():
+            others = [p for p in self.builds_dir.iterdir() if p.is_dir() and p != served and (p / META_FILE).is_file()]
+            builds += sorted(others, key=lambda p: p.name, reverse=True)
+        return builds
 
     def _summarise(self, report: LoadReport, old: IndexMeta | None) -> BuildSummary:
         old_docs = {d.doc_id: d for d in (old.documents if old else [])}
@@ -339,7 +416,7 @@ class IndexStore:
         summary.skipped = [(s.path.name, s.reason) for s in report.skipped]
         return summary
 
-    def _write_build(self, folder: Path, documents: list[SourceDocument], previous: KnowledgeIndex | None,
+    def _write_build(self, folder: Path, documents: list[SourceDocument], cache: VectorCache,
                      summary: BuildSummary, built_by: str, progress: Progress | None) -> None:
         chunks_by_doc = {doc.doc_id: self.chunker.chunk(doc) for doc in documents}
         chunks = [c for doc in documents for c in chunks_by_doc[doc.doc_id]]
@@ -350,7 +427,6 @@ class IndexStore:
 
         chunk_texts = [c.embedding_text() for c in chunks]
         vocabulary = LexicalIndex(chunk_texts).vocabulary
-        cache = VectorCache(previous)
         gloss_texts = glosses_for(chunk_texts, cache)
         chunk_vectors = cache.embed(self.embeddings, chunk_texts, "chunks", progress)
         gloss_vectors = cache.embed(self.embeddings, gloss_texts, "glosses", progress)
@@ -378,6 +454,7 @@ class IndexStore:
             documents=[DocumentEntry(d.doc_id, d.title, d.path.name, d.sha256, len(chunks_by_doc[d.doc_id]))
                        for d in documents],
             chunk_count=len(chunks), background_sha256=text_sha("\n".join(background)),
+            files={p.name: fingerprint(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != META_FILE},
         )
         # meta.json last: a folder without it is an unfinished build and is never loaded.
         _write_json_durably(folder / META_FILE, asdict(meta))
@@ -401,11 +478,28 @@ class IndexStore:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _no_documents_message(folders: list[Path], report: LoadReport) -> str:
-    where = ", ".join(str(f) for f in folders)
+def _no_documents_message(folders: list[Path], report: LoadReport, *, index_kept: bool) -> str:
+    """What is wrong with the knowledge folder(s), and what happens now.
+
+    With no index yet there is nothing to keep: saying "the current index is kept" would
+    send the reader looking for an index that does not exist.
+    """
     reasons = "; ".join(f"{s.path.name}: {s.reason}" for s in report.skipped[:5])
-    return (f"no readable document in {where}" + (f" ({reasons})" if reasons else "")
-            + "; the current index is kept")
+    problems = "; ".join(_folder_problem(folder, reasons) for folder in folders)
+    if index_kept:
+        return f"no readable document: {problems}; the current index is kept"
+    return (f"there is no index yet, and nothing to build it from: {problems}; put documents "
+            f"({', '.join(supported_suffixes())}) there, or set KNOWLEDGE_DIR to the folder that holds them")
+
+
+def _folder_problem(folder: Path, reasons: str) -> str:
+    if not folder.exists():
+        return f"the knowledge folder {folder} does not exist"
+    if not folder.is_dir():
+        return f"the knowledge folder {folder} is not a folder"
+    if not candidate_files(folder):
+        return f"the knowledge folder {folder} is empty"
+    return f"no file in {folder} could be read" + (f" ({reasons})" if reasons else "")
 
 
 def similarity_baseline(vectors: np.ndarray, background_queries: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -446,3 +540,117 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fingerprint(path: Path) -> dict:
+    """Size and sha256 of a file, as meta.json records them (a few ms for the shipped corpus's build)."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"size": path.stat().st_size, "sha256": digest}
+
+
+def read_meta_file(path: Path) -> IndexMeta:
+    """A build's meta.json; IndexCorrupt when it is not the JSON a build writes."""
+    try:
+        return IndexMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except READ_ERRORS as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        raise damaged_index([META_FILE], "cannot be read") from exc
+
+
+class BuildFiles:
+    """The files of one finished build, each read under its own name and checked first.
+
+    The only way this package reads a build (loading it, or reusing its vectors). A file is
+    checked against the size and sha256 meta.json recorded for it before it is parsed, and
+    anything that goes wrong while parsing becomes an `IndexCorrupt` naming the file, with
+    the library's own message (FAISS's is C++) kept for the log. A build written before
+    checksums existed is read unchecked.
+    """
+
+    def __init__(self, folder: Path, meta: IndexMeta) -> None:
+        self.folder = folder
+        self.meta = meta
+        self._verified: dict[str, bool] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.meta.files or (self.folder / name).is_file()
+
+    def damaged(self) -> list[str]:
+        """Every recorded file whose size or checksum is not what the build wrote (or that is gone)."""
+        return [name for name in self.meta.files if not self._intact(name)]
+
+    def _intact(self, name: str) -> bool:
+        if name not in self._verified:
+            expected, path = self.meta.files.get(name), self.folder / name
+            try:
+                self._verified[name] = expected is None or (
+                    path.stat().st_size == expected["size"] and fingerprint(path)["sha256"] == expected["sha256"])
+            except (OSError, KeyError, TypeError):  # gone, or a malformed record in meta.json
+                self._verified[name] = False
+        return self._verified[name]
+
+    def _read(self, name: str, parse: Callable[[Path], Any]) -> Any:
+        if not self._intact(name):
+            raise damaged_index([name])
+        try:
+            return parse(self.folder / name)
+        except READ_ERRORS as exc:
+            log.warning("cannot read %s: %s", self.folder / name, exc)
+            raise damaged_index([name], "cannot be read") from exc
+
+    def json(self, name: str) -> Any:
+        return self._read(name, lambda path: json.loads(path.read_text(encoding="utf-8")))
+
+    def array(self, name: str) -> np.ndarray:
+        return self._read(name, lambda path: np.load(path, allow_pickle=False))
+
+    def vectors(self) -> faiss.Index:
+        return self._read(VECTORS_FILE, read_vectors)
+
+    def documents(self) -> list[Document]:
+        return self._read(DOCSTORE_FILE, read_documents)
+
+
+def offer_reusable(files: BuildFiles, cache: VectorCache) -> list[str]:
+    """Offer `cache` every vector and gloss of the build held by intact files; the names of the others.
+
+    Each group of files is offered whole or not at all (vectors mean nothing without the
+    texts they embed), so one damaged file costs only what it held.
+    """
+    lost = set(files.damaged())
+    try:
+        chunk_texts = [document_to_chunk(d).embedding_text() for d in files.documents()]
+    except IndexCorrupt as exc:
+        lost.update(exc.files)
+        chunk_texts = None
+
+    def sentence_texts() -> list[str]:
+        return [Sentence(r["text"], tuple(r.get("context", ()))).embedding_text() for r in files.json("sentences.json")]
+
+    offers: list[tuple[tuple[str, ...], Callable[[], None]]] = [
+        (("sentences.json", "sentences.npy"), lambda: cache.remember(sentence_texts(), files.array("sentences.npy"))),
+        (("gloss.json", "gloss.npy"), lambda: cache.remember(files.json("gloss.json"), files.array("gloss.npy"))),
+        (("background.json", "background.npy"),
+         lambda: cache.remember(files.json("background.json"), files.array("background.npy"))),
+        (("background.json", "background_queries.npy"),
+         lambda: cache.remember(files.json("background.json"), files.array("background_queries.npy"), as_query=True)),
+    ]
+    if chunk_texts is not None:
+        offers += [((VECTORS_FILE,), lambda: cache.remember(chunk_texts, _all_vectors(files.vectors()))),
+                   (("gloss.json",), lambda: cache.remember_glosses(chunk_texts, files.json("gloss.json")))]
+    for names, offer in offers:
+        if not lost.isdisjoint(names):
+            continue
+        try:
+            offer()
+        except IndexCorrupt as exc:
+            lost.update(exc.files)
+        except ValueError as exc:  # texts and vectors of different lengths: the group is unusable
+            log.warning("cannot reuse %s of %s: %s", " + ".join(names), files.folder, exc)
+            lost.update(names)
+    return sorted(lost)
+
+
+def _all_vectors(index: faiss.Index) -> np.ndarray:
+    return index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)

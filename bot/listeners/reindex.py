@@ -100,17 +100,25 @@ def throttled_progress(respond: Respond, every_s: float = PROGRESS_EVERY_S,
 
 
 def _status(services: Services) -> Message:
-    try:
-        return status_message(services.kb.status())
-    except IndexMissing:
-        return status_message(None)
+    return _about_index(services, lambda: status_message(services.kb.status()))
 
 
 def _documents(services: Services) -> Message:
+    return _about_index(services, lambda: documents_message(services.kb.documents()))
+
+
+def _about_index(services: Services, describe: Callable[[], Message]) -> Message:
+    """`status` and `list` always answer: with no index, a damaged one, or one that cannot be
+    loaded, they say so in words (and how to fix it) instead of leaving the requester waiting."""
     try:
-        return documents_message(services.kb.documents())
+        return describe()
     except IndexMissing:
         return status_message(None)
+    except (IndexError_, EmbeddingError) as exc:
+        return text_message("status_problem", reason=escape(str(exc)))
+    except Exception:  # noqa: BLE001 - whatever it is, the requester gets an answer
+        log.exception("/strategy-reindex status: the index could not be read")
+        return text_message("status_problem", reason="the index could not be read; the logs have the details")
 
 
 def _say(respond: Respond, message: Message) -> None:
