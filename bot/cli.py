@@ -195,6 +195,8 @@ def eval_command(path: Path, mode: str, as_json: bool) -> None:
     click.echo(f"recall@5: {report.recall_at_5:.3f}   MRR: {report.mrr:.3f}")
     click.echo(f"off-topic declined: {report.declined}/{report.unanswerable}   "
                f"answerable declined: {len(report.wrongly_declined)}")
+    click.echo(f"answered as partial: {report.unanswerable_partial} of the off-topic, "
+               f"{len(report.partial)} of the answerable")
     if report.keypoint_recalls:
         click.echo(f"key-point recall: {report.keypoint_recall:.3f} over {len(report.keypoint_recalls)} questions "
                    f"({report.points_covered}/{report.points_total} points)")
@@ -204,6 +206,7 @@ def eval_command(path: Path, mode: str, as_json: bool) -> None:
         click.echo(f"answer length (characters): median {report.to_dict()['answer_chars_median']}, "
                    f"max {max(report.answer_chars)}")
     for label, ids in (("missed", report.misses), ("wrongly declined", report.wrongly_declined),
+                       ("partial", report.partial),
                        ("wrongly answered", report.wrongly_answered)):
         if ids:
             click.echo(f"{label}: {', '.join(ids)}")

@@ -61,6 +61,7 @@ class Answer:
     closest: list[Citation] = field(default_factory=list)  # shown when declining
     generated_by: str = "extractive"  # or "<provider>:<model>" when an LLM wrote it (see synthesis.py)
     quotes: list[Quote] = field(default_factory=list)  # the document sentences shown, with their originals
+    coverage: str = "answered"  # "answered", "partial" (says first what the documents don't give) or "declined"
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -200,6 +201,13 @@ def lead_line(templates: dict, language: str, quotes: list[Quote]) -> str:
     return templates["lead_translated" if translated else "lead"][language]
 
 
+def partial_line(templates: dict, language: str, quotes: list[Quote], missing: str) -> str:
+    """"The documents don't give X; the closest they say is:" (noting translated quotes)."""
+    translated = any(q.text != q.source for q in quotes)
+    note = templates["partial_translated"][language] if translated else ""
+    return templates["partial"][language].format(what=missing, translated=note)
+
+
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
             sentences: int, unknown_names: Sequence[str] = (),
             translations: TranslationMemory | None = None, intent: Intent | None = None) -> Answer:
@@ -219,17 +227,19 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
             names = templates["name_separator"][language].join(unknown_names)
             text += templates["never_mentioned"][language].format(names=names)
         return Answer(question=question, answer=text, abstained=True,
-                      citations=[], language=language, closest=citations[:3])
+                      citations=[], language=language, closest=citations[:3], coverage="declined")
     picked = pick_quotes(index, result, sentences, intent or load_intents().of(question))
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]
     quotes = render_quotes(quoted, result, language, translations)
-    lead = lead_line(templates, language, quotes)
+    missing = load_intents().not_given(question, "\n".join(q.source for q in quotes), language, picked.is_list)
+    lead = lead_line(templates, language, quotes) if missing is None else partial_line(templates, language, quotes, missing)
     bullet = "• " if picked.is_list else ""
     body = "\n".join(f"{bullet}{quote.text} [{quote.n}]" for quote in quotes) + ("\n• …" if picked.cut else "")
     return Answer(question=question, answer=f"{lead}\n{body}".strip(), abstained=False,
-                  citations=citations, language=language, quotes=quotes)
+                  citations=citations, language=language, quotes=quotes,
+                  coverage="answered" if missing is None else "partial")
 
 
 def format_citation(citation: Citation) -> str:

@@ -56,6 +56,8 @@ class EvalReport:
     english_answered: int = 0
     answer_chars: list[int] = field(default_factory=list)
     incomplete: dict[str, list[int]] = field(default_factory=dict)  # id -> 1-based points missed
+    partial: list[str] = field(default_factory=list)  # answerable questions answered as "partial"
+    unanswerable_partial: int = 0  # unanswerable questions answered as "partial" (said what is missing)
 
     @property
     def keypoint_recall(self) -> float:
@@ -85,6 +87,7 @@ class EvalReport:
             "english_answered_in_english": round(self.english_in_english, 4),
             "answer_chars_median": int(statistics.median(self.answer_chars)) if self.answer_chars else 0,
             "answer_chars_max": max(self.answer_chars, default=0), "incomplete": self.incomplete,
+            "answerable_partial": self.partial, "unanswerable_partial": self.unanswerable_partial,
         }
 
 
@@ -164,6 +167,8 @@ def evaluate(kb: KnowledgeBase, items: list[EvalItem], mode: str = "hybrid", wit
             report.unanswerable += 1
             if declined:
                 report.declined += 1
+            elif answer is not None and answer.coverage == "partial":
+                report.unanswerable_partial += 1
             else:
                 report.wrongly_answered.append(item.id)
             continue
@@ -176,6 +181,8 @@ def evaluate(kb: KnowledgeBase, items: list[EvalItem], mode: str = "hybrid", wit
             continue
         if answer is not None:
             _score_answer(report, item, answer)
+            if answer.coverage == "partial":
+                report.partial.append(item.id)
         rank = gold_rank(item.gold, passages)
         if rank is None:
             report.misses.append(item.id)

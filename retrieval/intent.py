@@ -53,6 +53,8 @@ class IntentModel:
         self.opposites: dict[str, str] = dict(data["opposites"])
         self._definition = _matcher(data["definition_markers"])
         self.weights = Weights(**data["weights"])
+        self._specifics = [(_matcher(entry["asks"]["en"] + entry["asks"]["zh"]), re.compile(entry["evidence"]),
+                             entry["what"], bool(entry.get("a_list_answers"))) for entry in data["specifics"].values()]
         follow = data["follow_up"]
         self._strong = re.compile("|".join(follow["strong"]["en"] + follow["strong"]["zh"]))
         self._weak = re.compile("|".join(follow["weak"]["en"] + follow["weak"]["zh"]))
@@ -86,6 +88,14 @@ class IntentModel:
             return None
         start, end = old[0].span()
         return previous[:start] + question[new.start():new.end()] + previous[end:]
+
+    def not_given(self, question: str, quoted: str, language: str, is_list: bool = False) -> str | None:
+        """What the question asks for that the quoted text does not give ("that figure",
+        "which licence to use"), in the asker's language; None when nothing specific is missing."""
+        for asks, evidence, what, list_answers in self._specifics:
+            if asks.search(question.lower()) and not evidence.search(quoted) and not (is_list and list_answers):
+                return what.get(language, what["en"])
+        return None
 
     def is_follow_up(self, question: str) -> bool:
         """Whether a question refers back to its thread rather than standing alone."""

@@ -124,3 +124,24 @@ def test_a_follow_up_keeps_what_the_thread_asked_for_and_changes_the_model(kb):
     shown = " ".join(q.source for q in answer.quotes)
     assert "任何人都可以免费使用" in shown or "透明度和社区协作" in shown
     assert "完全控制" not in shown and answer.answer.count("• ") >= 2
+
+
+def test_what_the_documents_do_not_give_is_said_first():
+    model = load_intents()
+    quoted = "典型的大模型包括BERT、GPT-3等。"  # a name with a digit is not a figure
+    assert model.not_given("How many parameters does wav2vec 2.0 Large have?", quoted, "en") == "that figure"
+    assert model.not_given("Which open-source license does BERT use?", quoted, "en") == "which licence to use"
+    assert model.not_given("模型参数量是多少？", "参数规模达到1750亿。", "zh") is None
+    assert model.not_given("How many steps are there?", "开发和训练…", "en", is_list=True) is None
+    assert model.not_given("What are the advantages of open source?", quoted, "en") is None
+
+
+def test_a_near_domain_question_is_partial_never_answered_as_if_covered(kb):
+    """The documents mention Wav2Vec but never its size: the answer says so before the closest text."""
+    answer = kb.ask("How many parameters does wav2vec 2.0 Large have?")
+    assert answer.coverage in {"partial", "declined"}
+    if answer.coverage == "partial":
+        assert answer.answer.startswith("The documents don't give that figure; the closest they say is")
+        assert not answer.abstained and answer.to_dict()["coverage"] == "partial"
+    covered = kb.ask("What are the advantages of a closed-source model?")
+    assert covered.coverage == "answered" and kb.ask("How do I bake sourdough bread?").coverage == "declined"
