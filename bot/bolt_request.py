@@ -36,6 +36,8 @@ def parse_slack_body(raw: str, content_type: str | None) -> dict[str, Any]:
             body = json.loads(fields["payload"]) if "payload" in fields else fields
     except ValueError as exc:  # json.JSONDecodeError, also for a `payload` field that is not JSON
         raise MalformedBody(f"unreadable request body: {exc}") from None
+    except RecursionError:  # `[[[[…` 200,000 deep: json gives up at the interpreter's recursion limit
+        raise MalformedBody("the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise MalformedBody("the request body is not a JSON object")
     return body

@@ -276,7 +276,9 @@ cli.add_command(check)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.logs import configure_logging
+
+    configure_logging(logging.WARNING)  # one record per line, whatever users put in it (bot/logs.py)
     read_stdin_leniently()
     cli()
 

@@ -1,7 +1,7 @@
 """Running the bot: Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT.
 
-HTTP mode serves Bolt's WSGI adapter (`bot.wsgi`) with waitress. Why waitress: a
-production WSGI server that is pure Python (nothing to compile in the Docker image),
+HTTP mode serves Bolt's WSGI adapter (`bot.wsgi`) with waitress (`bot.http_server` sets
+its limits). Why waitress: a production WSGI server that is pure Python (nothing to compile in the Docker image),
 multi-threaded (acks are never queued behind an answer), maintained by the Pylons
 project, and it refuses malformed HTTP with a 400 and carries on — unlike Bolt's
 development server. Why not uvicorn/ASGI: our Bolt app and knowledge base are
@@ -16,34 +16,14 @@ import threading
 from types import FrameType
 
 from slack_sdk.errors import SlackApiError
-from waitress import wasyncore
-from waitress.server import create_server
 
 from bot.app import SlackSetupError, build_app
+from bot.http_server import create_http_server, stop_http_server
 from bot.services import Services, build_services
 from bot.wsgi import BotWsgiApp
 from strategy_bot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 5 * 1024 * 1024  # Slack's payloads are kilobytes; refuse anything absurd (413)
-CHANNEL_TIMEOUT_S = 30  # drop idle or stalled client connections
-
-
-def create_http_server(wsgi_app, host: str, port: int, threads: int):
-    """A waitress server bound now (port 0 picks a free one: see `.effective_port`); `.run()` serves."""
-    return create_server(wsgi_app, host=host, port=port, threads=threads, ident="strategy-bot",
-                         max_request_body_size=MAX_BODY_BYTES, channel_timeout=CHANNEL_TIMEOUT_S,
-                         clear_untrusted_proxy_headers=True)
-
-
-def stop_http_server(server, thread: threading.Thread | None = None, timeout: float = 10.0) -> None:
-    """Stop a server whose `run()` loop is in another thread: its sockets are closed by that loop
-    itself (closing them from here would pull them from under its `select`), then the workers stop."""
-    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-    if thread is not None:
-        thread.join(timeout)
-    server.task_dispatcher.shutdown()
 
 
 def serve_forever(settings: Settings) -> None:
@@ -63,7 +43,7 @@ def serve_forever(settings: Settings) -> None:
 
 def _serve_http(app, services: Services) -> None:
     settings = services.settings
-    server = create_http_server(BotWsgiApp(app, services), settings.host, settings.port, settings.http_threads)
+    server = create_http_server(BotWsgiApp(app, services), settings)
     log.info("Slack HTTP endpoint on http://%s:%s/slack/events (health: /healthz)",
                 settings.host, server.effective_port)
     try:
@@ -78,7 +58,7 @@ def _serve_socket_mode(app, services: Services) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     settings = services.settings
-    health_server = create_http_server(BotWsgiApp(None, services), settings.host, settings.port, 2)
+    health_server = create_http_server(BotWsgiApp(None, services), settings, threads=2)
     health_thread = threading.Thread(target=health_server.run, name="health", daemon=True)
     health_thread.start()
     handler = SocketModeHandler(app, settings.slack_app_token)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import yaml
 
-from knowledge.parsers import PARSERS, ParseError, parse_file
+from knowledge.parsers import PARSERS, ParseError, ParseLimits, parse_file
 
 TITLES_FILE = "titles.yaml"
 # A folder's translation memory (`translations.en.jsonl`, see knowledge/tm_units.py) is
@@ -95,10 +95,11 @@ def candidate_files(folder: Path) -> list[Path]:
     )
 
 
-def load_document(path: Path, titles: dict[str, str] | None = None) -> SourceDocument:
+def load_document(path: Path, titles: dict[str, str] | None = None,
+                  limits: ParseLimits | None = None) -> SourceDocument:
     """Load one file; raises `ParseError` with a reason a person can act on."""
     raw = path.read_bytes()
-    text, markdown = parse_file(path, raw)
+    text, markdown = parse_file(path, raw, limits)
     if not text.strip():
         raise ParseError("the file has no text")
     title = (titles or {}).get(path.name) or first_heading(text) or path.stem
@@ -112,12 +113,12 @@ def load_document(path: Path, titles: dict[str, str] | None = None) -> SourceDoc
     )
 
 
-def load_folder(folder: Path) -> LoadReport:
+def load_folder(folder: Path, limits: ParseLimits | None = None) -> LoadReport:
     """Load every supported file; unsupported or broken ones are reported and skipped."""
-    return load_folders([folder])
+    return load_folders([folder], limits)
 
 
-def load_folders(folders: Sequence[Path]) -> LoadReport:
+def load_folders(folders: Sequence[Path], limits: ParseLimits | None = None) -> LoadReport:
     """Load several folders as one knowledge base (the shipped corpus plus uploads, say).
 
     Document ids must be unique across all of them: a later file whose id is taken is
@@ -132,7 +133,7 @@ def load_folders(folders: Sequence[Path]) -> LoadReport:
                 report.skipped.append(SkippedFile(path, f"unsupported file type {path.suffix or '(none)'}"))
                 continue
             try:
-                doc = load_document(path, titles)
+                doc = load_document(path, titles, limits)
             except (ParseError, OSError) as exc:
                 report.skipped.append(SkippedFile(path, str(exc)))
                 continue

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from knowledge.documents import candidate_files, doc_id_for, first_heading
-from knowledge.parsers import PARSERS, ParseError, parse_file, supported_suffixes
+from knowledge.parsers import PARSERS, ParseError, ParseLimits, parse_file, supported_suffixes
 
 MAX_STEM_CHARS = 80
 MAX_NAME_TRIES = 1000
@@ -63,18 +63,20 @@ def safe_file_name(name: str) -> str:
     return f"{stem or 'document'}{suffix.lower()}"
 
 
-def store_upload(folder: Path, name: str, data: bytes, *, knowledge_dirs: Sequence[Path] = ()) -> StoredUpload:
+def store_upload(folder: Path, name: str, data: bytes, *, knowledge_dirs: Sequence[Path] = (),
+                 limits: ParseLimits | None = None) -> StoredUpload:
     """Parse, then store `data` in `folder` under a safe name that clashes with no other document.
 
     `knowledge_dirs` are all the folders indexed together: document ids must be unique
-    across them, since two files with one id cannot both be indexed.
+    across them, since two files with one id cannot both be indexed. `limits`: what reading
+    the file may cost (the same as when the index is built, so what is stored can be indexed).
     """
     file_name = safe_file_name(name)
     check_type(file_name)
     if not data:
         raise UploadRejected("the file is empty")
     try:
-        text, _ = parse_file(Path(file_name), data)
+        text, _ = parse_file(Path(file_name), data, limits)
     except ParseError as exc:
         raise UploadRejected(f"the file could not be read: {exc}") from None
     if not text.strip():

@@ -54,7 +54,7 @@ from langchain_core.documents import Document
 from knowledge.chunking import Chunk, Chunker
 from knowledge.language import language_of
 from knowledge.documents import LoadReport, SourceDocument, candidate_files, load_folders
-from knowledge.parsers import supported_suffixes
+from knowledge.parsers import ParseLimits, supported_suffixes
 from knowledge.sentences import Sentence, sentences_in_context
 from retrieval.crosslingual import build_term_map
 from retrieval.thesaurus import build_synonym_map
@@ -235,7 +235,8 @@ class IndexStore:
 
     def __init__(self, data_dir: Path, embeddings: VectorEmbeddings, background_file: Path,
                  chunker: Chunker | None = None, glossary_file: Path | None = None,
-                 thesaurus: bool = True) -> None:
+                 thesaurus: bool = True, parse_limits: ParseLimits | None = None) -> None:
+        self.parse_limits = parse_limits  # what reading one document may cost (knowledge/parsers.py)
         self.glossary_file = glossary_file
         self.thesaurus = thesaurus  # Chinese synonyms for question words (thesaurus.py); off: none
         self.data_dir = Path(data_dir)
@@ -327,7 +328,7 @@ class IndexStore:
             [Path(f) for f in knowledge_dirs]
         with self._build_lock():
             self._remove_unfinished()
-            report = load_folders(folders)
+            report = load_folders(folders, self.parse_limits)
             if not report.documents:
                 raise NoDocuments(_no_documents_message(folders, report, index_kept=self.exists()))
             previous, cache, damaged = (None, VectorCache(), []) if rebuild else self._reusable()

@@ -18,6 +18,7 @@ import numpy as np
 from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from knowledge.language import language_of
 from knowledge.translations import TranslationMemory
+from knowledge.parsers import ParseLimits
 from retrieval.answer import Answer, compose
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
@@ -110,7 +111,8 @@ class KnowledgeBase:
     @property
     def store(self) -> IndexStore:
         return IndexStore(self.settings.data_dir, self.embeddings, BACKGROUND_FILE,
-                          glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus)
+                          glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus,
+                          parse_limits=ParseLimits.from_settings(self.settings))
 
     def index_exists(self) -> bool:
         return self.store.exists()

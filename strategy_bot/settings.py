@@ -75,6 +75,8 @@ class Settings:
     abstain_unknown_name_margin: float = 0.05  # added when the question names what the documents never do
     max_question_chars: int = 2000
     max_upload_mb: int = 20
+    max_document_chars: int = 500_000  # text of one document; more is refused (split it)
+    max_document_expanded_mb: int = 16  # what one document may unpack to: .docx XML, PDF page streams, HTML
     log_level: str = "INFO"
     # Slack
     slack_bot_token: str = ""
@@ -85,6 +87,8 @@ class Settings:
     host: str = "0.0.0.0"
     http_threads: int = 8  # waitress threads serving Slack's HTTP requests (acks are quick)
     slack_workers: int = 8  # threads answering after the ack (Bolt's listener executor)
+    http_connection_limit: int = 1000  # open client connections the HTTP server accepts (bot/http_server.py)
+    http_request_timeout_s: float = 10.0  # a request's headers and body must arrive within this of its first byte
     admin_user_ids: tuple[str, ...] = field(default_factory=tuple)
     allow_workspace_admins: bool = False
     dialogue_ttl_days: int = 7
@@ -148,6 +152,11 @@ class Settings:
             raise SettingsError("PORT must be between 0 (any free port) and 65535")
         if not (1 <= self.http_threads <= 256 and 1 <= self.slack_workers <= 256):
             raise SettingsError("HTTP_THREADS and SLACK_WORKERS must be between 1 and 256")
+        if not (16 <= self.http_connection_limit <= 100_000 and 0 < self.http_request_timeout_s <= 300):
+            raise SettingsError("HTTP_CONNECTION_LIMIT must be between 16 and 100000, "
+                                "HTTP_REQUEST_TIMEOUT_S above 0 and at most 300")
+        if self.max_document_chars < 1000 or self.max_document_expanded_mb < 1:
+            raise SettingsError("MAX_DOCUMENT_CHARS must be at least 1000 and MAX_DOCUMENT_EXPANDED_MB at least 1")
 
     def check_data_dir(self) -> None:
         """SettingsError naming DATA_DIR and the fix when the bot cannot write there.

@@ -4,7 +4,8 @@
   `WebClient` talks to). Every method answers `ok: true` with sensible fields; calls
   are recorded (method, headers, parsed body) thread-safely; responses can be scripted
   per method, 429s with `Retry-After` injected, files served for `files.info` +
-  `url_private_download` (bearer token required), `response_url` posts recorded.
+  `url_private_download` (bearer token required; or a redirect elsewhere), `response_url`
+  posts recorded.
   Like Slack, it refuses messages over the block limits (`invalid_blocks`).
 - `FakeSocketModeServer`: the WebSocket end of Socket Mode (ws:// on loopback) that pushes
   `events_api` envelopes and records the bot's acks.
@@ -124,6 +125,7 @@ class FakeSlackAPI:
         self._calls: list[Call] = []
         self._scripts: dict[str, list[Scripted]] = {}
         self._files: dict[str, FakeFile] = {}
+        self._redirects: dict[str, str] = {}
         self._users: dict[str, dict] = {}
         self._cond = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
@@ -179,6 +181,16 @@ class FakeSlackAPI:
         with self._cond:
             self._files[fake.id] = fake
         return fake.info(self.url)
+
+    def redirect_download(self, file_id: str, location: str) -> None:
+        """Downloads of `file_id` answer 302 to `location` (as a file host may); `public_url` gives a
+        link on this fake that serves the file without a token, like a pre-signed one."""
+        with self._cond:
+            self._redirects[file_id] = location
+
+    def public_url(self, file_id: str) -> str:
+        fake = self._files[file_id]
+        return f"{self.url}/public/{fake.id}/{fake.name}"
 
     def add_user(self, user_id: str, **fields: Any) -> None:
         """What `users.info` returns for `user_id` (e.g. is_admin=True, is_owner=False)."""
@@ -343,9 +355,13 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path).path.strip("/").split("/")
             headers = {k.lower(): v for k, v in self.headers.items()}
             api._record(Call("file_download", headers, {"path": self.path}, self.path, time.perf_counter()))
-            fake = api._files.get(parts[1]) if len(parts) >= 3 and parts[0] == "files" else None
+            fake = api._files.get(parts[1]) if len(parts) >= 3 and parts[0] in ("files", "public") else None
             if fake is None:
                 return self._send(404, {}, b"not found", "text/plain")
+            if parts[0] == "public":  # a pre-signed link: no token needed
+                return self._send(200, {}, fake.content, fake.mimetype)
+            if fake.id in api._redirects:
+                return self._send(302, {"Location": api._redirects[fake.id]}, b"", "text/plain")
             if headers.get("authorization") != f"Bearer {api.token}":
                 return self._send(403, {}, b"<html>sign in to Slack</html>", "text/html")
             self._send(200, {}, fake.content, fake.mimetype)
@@ -703,7 +719,7 @@ def running_bot(settings, *, kb=None, extra_listeners=(), wait_ready: bool = Tru
     — so a new `running_bot` over the same DATA_DIR is a restart.
     """
     from bot.app import build_app
-    from bot.server import create_http_server, stop_http_server
+    from bot.http_server import create_http_server, stop_http_server
     from bot.services import build_services
     from bot.wsgi import BotWsgiApp
 
@@ -712,7 +728,7 @@ def running_bot(settings, *, kb=None, extra_listeners=(), wait_ready: bool = Tru
     try:
         services.load_index_in_background()
         app = build_app(services, extra_listeners=extra_listeners)
-        server = create_http_server(BotWsgiApp(app, services), "127.0.0.1", 0, settings.http_threads)
+        server = create_http_server(BotWsgiApp(app, services), settings.with_(host="127.0.0.1", port=0))
         thread = threading.Thread(target=server.run, name="bot-http", daemon=True)
         thread.start()
         bot = BotServer(f"http://127.0.0.1:{server.effective_port}", services, app, settings.slack_signing_secret)
@@ -747,12 +763,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_subprocess(settings, *, ready_timeout: float = 180.0, extra_env: dict[str, str] | None = None
-                     ) -> Iterator[tuple[str, subprocess.Popen]]:
+def serve_subprocess(settings, *, ready_timeout: float = 180.0, extra_env: dict[str, str] | None = None,
+                     log_path: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """`strategy-bot serve` in a child process configured by `settings` (env vars); yields (url, process).
 
     Slower than `running_bot` (the child loads the model and index itself): for tests of the
-    command and of process-level behaviour (restarts, signals).
+    command and of process-level behaviour (restarts, signals). `log_path`: keep the child's
+    output (its log) in that file, for tests and benchmarks that read it.
     """
     port = settings.port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
@@ -763,7 +780,8 @@ def serve_subprocess(settings, *, ready_timeout: float = 180.0, extra_env: dict[
                ADMIN_USER_IDS=",".join(settings.admin_user_ids), PORT=str(port), HOST="127.0.0.1")
     env.update(extra_env or {})
     # The child's output goes to a file, not a pipe nobody reads (a full pipe would stall the bot).
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as output:
+    with (open(log_path, "w+", encoding="utf-8", errors="replace") if log_path else
+          tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")) as output:
         process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=str(REPO), env=env,
                                    stdout=output, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"

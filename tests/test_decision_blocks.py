@@ -4,6 +4,9 @@ Pure rendering (bot/blocks/decision.py), checked with the harness's copy of Slac
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from bot.blocks import decision as ui
@@ -111,3 +114,33 @@ def test_a_value_we_did_not_write_is_ignored():
     assert ui.ActionValue.decode(None) is None
     value = ui.ActionValue(THREAD, "data_sensitivity", "public")
     assert ui.ActionValue.decode(value.encode()) == value
+
+
+HOSTILE = "<!channel> <@U0BOSS001> <https://evil.example|click here> @here & co"
+RAW_MARKUP = ("<!channel>", "<@U0BOSS001>", "<https://evil.example", "@here")
+
+
+def test_every_text_slack_renders_of_a_result_is_escaped_fallback_and_export_included(model):
+    decision = evaluate(model, MIDDLE)
+    report = StrategyReport(
+        recommendation="hybrid", label="Hybrid", headline="Recommendation: Hybrid",
+        scores=tuple((k, model.recommendation(k).label, decision.scores[k]) for k in ("hybrid", "closed", "open")),
+        reasons=tuple(Reason(f.question_key, "Topic", f.label, f"Because {HOSTILE} [1]", f.contribution, 1,
+                             HOSTILE) for f in decision.top_factors),
+        citations=(ReportCitation(1, "doc", f"Title {HOSTILE}", "Section", f"Quote {HOSTILE}", "c1", 0.9),),
+        flip=HOSTILE, flip_recommendation="closed", next_steps=(HOSTILE,), answers=(("q", HOSTILE),),
+        context=HOSTILE)
+    text, blocks = ui.result_message(report, Dialogue("C1", THREAD, "U1"))
+    export = ui.export_text(report)
+    for shown in (text, export, json.dumps(blocks, ensure_ascii=False)):
+        assert not any(markup in shown for markup in RAW_MARKUP), shown[:500]
+    assert "&lt;!channel&gt;" in text and "&lt;!channel&gt;" in export and "&amp; co" in export
+    assert export.splitlines()[1] == "```" and export.endswith("```")
+
+
+def test_question_fallback_texts_are_escaped_too(model):
+    question = model.questions[0]
+    hostile = dataclasses.replace(question, text=f"Is {HOSTILE}?")
+    text, _ = ui.question_message(model, Dialogue("C1", THREAD, "U1"), hostile)
+    answered, _ = ui.answered_message(model, hostile, hostile.options[0].value)
+    assert not any(markup in shown for markup in RAW_MARKUP for shown in (text, answered))

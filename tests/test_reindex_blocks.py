@@ -76,3 +76,6 @@ def test_the_bot_token_is_only_sent_to_slack():
     assert not trusted_download_url("https://files.slack.com.evil.example/a.pdf", api)
     assert not trusted_download_url("http://files.slack.com/a.pdf", api)
     assert not trusted_download_url("http://127.0.0.1:4001/a.pdf", "http://127.0.0.1:4000/api/")
+    # Only the file host: not every *.slack.com address (webhooks, workspace pages) nor another port.
+    assert not trusted_download_url("https://hooks.slack.com/services/a.pdf", api)
+    assert not trusted_download_url("https://files.slack.com:8443/a.pdf", api)

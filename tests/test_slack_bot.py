@@ -281,6 +281,25 @@ def test_a_rate_limited_post_is_retried_after_retry_after(bot, slack):
     assert len(posts_in(slack, event["ts"])) == 2  # the refused attempt and the retry; no more
 
 
+@pytest.mark.parametrize("method, channel, thread", [("reactions.add", CHANNEL_ID, False),
+                                                     ("assistant.threads.setStatus", DM_CHANNEL_ID, True)])
+def test_a_rate_limited_progress_marker_never_holds_up_the_answer(bot, slack, method, channel, thread):
+    slack.rate_limit(method, retry_after=20)
+    if thread:
+        root = new_ts()
+        event = message_event(QUESTION, channel=channel, channel_type="im", thread_ts=root)
+    else:
+        event = mention_event(f"<@{BOT_USER_ID}> {QUESTION}")
+        root = event["ts"]
+    sent = time.perf_counter()
+    assert bot.send_event(event_payload(event)).status == 200
+    post = wait_post(slack, root, channel=channel)
+    assert post.at - sent < 10  # it used to wait out the 20 s of the 👀's Retry-After first
+    slack.settle(quiet=0.5)
+    assert len(slack.calls(method)) == 1  # given up, not retried 20 s later
+    assert len(posts_in(slack, root, channel)) == 1
+
+
 def test_a_failure_is_told_to_the_user(bot, slack):
     slack.script("chat.postMessage", {"ok": False, "error": "internal_error"})
     event = mention(bot)

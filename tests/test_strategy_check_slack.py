@@ -287,6 +287,21 @@ def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(sl
     assert acks_before_restart >= 4 and max(thread.acks) < ACK_LIMIT_MS
 
 
+def test_markup_in_the_context_never_reaches_slack_raw_not_even_in_the_fallback_or_the_export(
+        slack, data_dir, kb, model):
+    hostile = "<!channel> <@U0BOSS001> <https://evil.example|click here> triage"
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        thread = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start(hostile)
+        for key in model.question_keys:
+            result = thread.answer_and_wait(ALL_CLOSED[key])
+        count = len(thread.posts())
+        thread.click(result, "strategy_check:export")
+        exported = thread.wait_posts(count + 1)
+    for shown in (result.text, json.dumps(result.blocks), exported.text):
+        assert "<!channel>" not in shown and "<@U0BOSS001>" not in shown and "<https://" not in shown, shown[:400]
+    assert "&lt;!channel&gt;" in result.text and "&lt;!channel&gt;" in exported.text
+
+
 def test_an_expired_dialogue_says_so_when_clicked(slack, data_dir, kb):
     with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
         thread = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start()

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from bot.blocks.text import escape, section
+from bot.blocks.text import escape, section, trim
 from decision.dialogue_store import Dialogue
 from decision.model import DecisionModel, Question
 from decision.report import StrategyReport, load_templates as report_templates, score_lines, source_line, tie_note
@@ -108,7 +108,7 @@ def question_message(model: DecisionModel, dialogue: Dialogue, question: Questio
         blocks.append(_context("\n".join(notes)))
     blocks.append({"type": "actions", "block_id": "choices", "elements": _choices(dialogue, question)})
     blocks.append({"type": "actions", "block_id": "navigation", "elements": _navigation(model, dialogue, question)})
-    return f"{progress(model, question)}: {question.text}", blocks
+    return f"{progress(model, question)}: {escape(question.text)}", blocks
 
 
 def _choices(dialogue: Dialogue, question: Question) -> list[dict[str, Any]]:
@@ -142,7 +142,7 @@ def answered_message(model: DecisionModel, question: Question, value: str) -> tu
     label = question.option(value).label
     text = texts()["answered"].format(progress=progress(model, question), text=escape(question.text),
                                       answer=escape(label))
-    return f"{progress(model, question)}: {question.text} → {label}", [_section(text)]
+    return f"{progress(model, question)}: {escape(question.text)} → {escape(label)}", [_section(text)]
 
 
 def went_back_message(model: DecisionModel, question: Question) -> tuple[str, list[dict[str, Any]]]:
@@ -189,7 +189,8 @@ def result_message(report: StrategyReport, dialogue: Dialogue) -> tuple[str, lis
     blocks.append({"type": "actions", "block_id": "result", "elements": [
         _button(b["export"], EXPORT, value, style="primary"), _button(b["back"], BACK, value),
         _button(b["restart"], RESTART, value)]})
-    return _fit(report.to_markdown(), FALLBACK_LIMIT), blocks
+    # The fallback `text` is rendered by Slack too (notifications, some clients): escaped like the blocks.
+    return trim(escape(report.to_markdown()), FALLBACK_LIMIT), blocks
 
 
 def _source(citation) -> str:
@@ -199,10 +200,10 @@ def _source(citation) -> str:
 
 
 def export_text(report: StrategyReport) -> str:
-    """The Markdown export as a code block (fences inside the document are defused)."""
-    body = _fit(report.to_markdown().replace("```", "'''"), TEXT_LIMIT - 200)
-    return f"{texts()['export_intro']}\n```\n{body}```"
+    """The Markdown export as a code block (fences inside the document are defused).
 
-
-def _fit(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 2].rstrip() + "…\n"
+    Escaped like everything we post: Slack parses `<!channel>`, `<@U…>` and links even
+    inside a code block, and shows `&lt;` there as `<`, so the copy reads the same.
+    """
+    body = trim(escape(report.to_markdown().replace("```", "'''")), TEXT_LIMIT - 200)
+    return f"{texts()['export_intro']}\n```\n{body.rstrip()}\n```"

@@ -90,6 +90,7 @@ def answer(services: Services, client: WebClient, context: BoltContext, event: d
         log.exception("answering %s in %s failed", event.get("ts"), event.get("channel"))
         _tell_failure(reply, texts["failed"])
     finally:
+        reply.done()  # the 👀 comes off, whatever happened
         if context.get(EVENT_ID_KEY):
             services.deliveries.finish(context[EVENT_ID_KEY])
 
@@ -110,7 +111,6 @@ def _answer_question(services: Services, reply: Reply, event: dict, question: st
         result = _ask(services, reply, question, history, transcript)
     except QuestionError as exc:
         reply.send(simple_message(texts["question_refused"].format(reason=escape(str(exc)))))
-        reply.done()
         return
     except IndexError_ as exc:  # no index, a damaged one...: the reason and the fix, not "Sorry…"
         log.warning("cannot answer %s: %s", event.get("ts"), exc)
@@ -124,7 +124,6 @@ def _answer_question(services: Services, reply: Reply, event: dict, question: st
     log.info("answer %s posted in %s %.0f ms after the work began (retrieval %.0f ms)%s", answer_id,
              event["channel"], (time.perf_counter() - started) * 1000, result.timings_ms.get("total", 0.0),
              " [declined]" if result.abstained else "")
-    reply.done()
 
 
 def _ask(services: Services, reply: Reply, question: str, history: list[str], transcript: list) -> Answer:

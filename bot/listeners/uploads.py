@@ -18,7 +18,7 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
@@ -30,6 +30,7 @@ from bot.blocks.reindex import UploadOutcome, text_message, upload_message
 from bot.blocks.text import escape
 from bot.middleware import EVENT_ID_KEY
 from bot.services import Services
+from knowledge.parsers import ParseLimits
 from knowledge.uploads import StoredUpload, UploadRejected, check_upload, safe_file_name, store_upload
 from retrieval.embeddings import EmbeddingError
 from retrieval.index_store import IndexBusy, IndexError_
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_FILES_PER_MESSAGE = 10
 DOWNLOAD_TIMEOUT_S = 60
 CHUNK_BYTES = 1 << 16
+SLACK_FILE_HOSTS = frozenset({"files.slack.com"})  # where `url_private_download` points
+MAX_REDIRECTS = 3
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
 class DownloadError(RuntimeError):
@@ -106,7 +110,8 @@ def ingest(services: Services, client: WebClient, files: list[dict]
             check_upload(safe_file_name(shared.name), shared.size, settings.max_upload_mb * 1_048_576)
             data = download(shared, settings.slack_bot_token, settings.slack_api_url,
                             settings.max_upload_mb * 1_048_576)
-            result = store_upload(settings.upload_dir, shared.name, data, knowledge_dirs=settings.knowledge_dirs)
+            result = store_upload(settings.upload_dir, shared.name, data, knowledge_dirs=settings.knowledge_dirs,
+                                  limits=ParseLimits.from_settings(settings))
         except (UploadRejected, DownloadError) as exc:
             outcomes.append(UploadOutcome(name=name, reason=str(exc)))
             continue
@@ -158,24 +163,45 @@ def download(shared: SharedFile, token: str, api_url: str, max_bytes: int) -> by
     """The file's bytes, fetched with `Authorization: Bearer <bot token>`, never more than `max_bytes`.
 
     Why not a library: slack_sdk has no download helper; this is one GET with a size cap.
-    The token is sent only to Slack's own hosts (or SLACK_API_URL's host), never to
-    wherever a forged event might point.
+    The token goes only to Slack's file host (or SLACK_API_URL's host in tests), never to
+    wherever a forged event might point. A redirect is followed only to such a host, and
+    without the token: urllib on its own would follow any redirect and send the token along.
     """
-    if not trusted_download_url(shared.download_url, api_url):
-        raise DownloadError("the download address is not on Slack's servers")
-    request = urllib.request.Request(_quoted(shared.download_url), headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
-            content_type = response.headers.get("Content-Type", "")
-            data = _read_capped(response, max_bytes)
-    except urllib.error.HTTPError as exc:
-        raise DownloadError(f"Slack refused the download (HTTP {exc.code})") from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        raise DownloadError(f"the download failed ({getattr(exc, 'reason', exc)})") from None
+    url, headers = shared.download_url, {"Authorization": f"Bearer {token}"}
+    for hop in range(MAX_REDIRECTS + 1):
+        if not trusted_download_url(url, api_url):
+            raise DownloadError("the download address is not on Slack's servers" if hop == 0 else
+                                "Slack redirected the download away from its file servers; not followed")
+        try:
+            with _NO_REDIRECTS.open(urllib.request.Request(_quoted(url), headers=headers),
+                                    timeout=DOWNLOAD_TIMEOUT_S) as response:
+                content_type = response.headers.get("Content-Type", "")
+                data = _read_capped(response, max_bytes)
+            break
+        except urllib.error.HTTPError as exc:
+            location = exc.headers.get("Location") if exc.code in REDIRECT_CODES else None
+            exc.close()
+            if not location:
+                raise DownloadError(f"Slack refused the download (HTTP {exc.code})") from None
+            url, headers = urljoin(url, location), {}  # the token is for the first address only
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            raise DownloadError(f"the download failed ({getattr(exc, 'reason', exc)})") from None
+    else:
+        raise DownloadError(f"Slack redirected the download more than {MAX_REDIRECTS} times")
     if content_type.startswith("text/html") and not shared.name.lower().endswith((".html", ".htm")):
         # Slack answers a download without a valid token (or without files:read) with its sign-in page.
         raise DownloadError("Slack sent a sign-in page instead of the file (does the app have files:read?)")
     return data
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Hands every redirect back to `download` as an HTTPError instead of following it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 def _quoted(url: str) -> str:
@@ -185,11 +211,12 @@ def _quoted(url: str) -> str:
 
 
 def trusted_download_url(url: str, api_url: str) -> bool:
+    """Slack's file host over HTTPS, or exactly SLACK_API_URL's scheme, host and port (the tests' fake)."""
     target, api = urlsplit(url), urlsplit(api_url)
     if (target.scheme, target.netloc) == (api.scheme, api.netloc):
         return True
-    host = (target.hostname or "").lower()
-    return target.scheme == "https" and (host == "slack.com" or host.endswith(".slack.com"))
+    return (target.scheme == "https" and (target.hostname or "").lower() in SLACK_FILE_HOSTS
+            and target.port in (None, 443))
 
 
 def _read_capped(response, max_bytes: int) -> bytes:
