@@ -79,6 +79,8 @@ def print_build_summary(summary) -> None:
                        ("unchanged", summary.unchanged)):
         if ids:
             console.print(f"  {label}: {escape(', '.join(ids))}", soft_wrap=True)
+    if summary.translated:
+        console.print(f"  translated {summary.translated} new sentences with the LLM provider (cached in DATA_DIR)")
     if summary.repaired:
         console.print(f"  repaired the damaged index ({escape(', '.join(summary.repaired))}): what was intact was reused",
                       soft_wrap=True)

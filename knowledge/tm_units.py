@@ -17,9 +17,9 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
-from knowledge.chunking import FENCE, HEADING, SECTION_SEPARATOR, Chunker
+from knowledge.chunking import FENCE, HEADING, SECTION_SEPARATOR, Chunk, Chunker
 from knowledge.documents import SourceDocument
 from knowledge.sentences import clean_markup, sentences_in_context
 
@@ -54,9 +54,24 @@ def translation_units(documents: Sequence[SourceDocument]) -> list[Unit]:
     return list(found.values())
 
 
-def _record(found: dict[str, Unit], unit: Unit) -> None:
+def units_of_chunks(chunks: Iterable[Chunk], keep: Callable[[str], bool] | None = None) -> list[Unit]:
+    """The same units, from an index's chunks (what a re-index just built), for index-time
+    translation; `keep` picks the texts to render (default: those with Chinese in them)."""
+    found: dict[str, Unit] = {}
+    titles: set[str] = set()
+    for chunk in chunks:
+        if chunk.title not in titles:
+            titles.add(chunk.title)
+            _record(found, Unit(chunk.title, "title", chunk.doc_id), keep)
+        if chunk.kind == "text":
+            for source, kind in _chunk_units(chunk.section, chunk.text):
+                _record(found, Unit(source, kind, chunk.doc_id), keep)
+    return list(found.values())
+
+
+def _record(found: dict[str, Unit], unit: Unit, keep: Callable[[str], bool] | None = None) -> None:
     """Keep the first occurrence's place and document, and the highest-priority kind."""
-    if not unit.source or not CJK.search(unit.source):
+    if not unit.source or not (keep(unit.source) if keep else CJK.search(unit.source)):
         return
     known = found.get(unit.source)
     if known is None:

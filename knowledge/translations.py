@@ -60,6 +60,9 @@ class TranslationMemory:
             if text:
                 table[lookup_key(source)] = text
 
+    def add(self, source: str, language: str, rendering: str) -> None:
+        self.renderings.setdefault(language, {})[lookup_key(source)] = rendering
+
     def render(self, source: str, language: str) -> str | None:
         """The reviewed rendering of `source` in `language`, or None when there is none."""
         return self.renderings.get(language, {}).get(lookup_key(source))

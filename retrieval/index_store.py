@@ -170,6 +170,7 @@ class BuildSummary:
     reused: int = 0
     seconds: float = 0.0
     build_id: str = ""
+    translated: int = 0  # new sentences rendered by the LLM provider (retrieval/translation.py)
     repaired: list[str] = field(default_factory=list)  # damaged files of the served build this one replaced
 
     def to_dict(self) -> dict:

@@ -26,6 +26,7 @@ from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, Index
                                    Progress)
 from retrieval.intent import IntentModel, load_intents
 from retrieval.search import Searcher, SearchResult
+from retrieval.translation import SentenceTranslator, cache_folder, translate_new_units
 from retrieval.similarity import normalise
 from strategy_bot.settings import PROMPTS_DIR, Settings
 
@@ -157,7 +158,8 @@ class KnowledgeBase:
     def _set_index(self, index: KnowledgeIndex) -> None:
         # The translation memories are re-read with every index, so an edited file counts from
         # the next re-index on (a few hundred lines: milliseconds).
-        translations = TranslationMemory.from_folders(self.settings.knowledge_dirs)
+        translations = TranslationMemory.from_folders([*self.settings.knowledge_dirs,
+                                                      cache_folder(self.settings.data_dir)])
         self._index, self._searcher, self._translations = index, Searcher(index), translations
 
     def reindex(self, *, rebuild: bool = False, built_by: str = "cli",
@@ -167,9 +169,24 @@ class KnowledgeBase:
         summary = store.build(self.settings.knowledge_dirs, rebuild=rebuild, built_by=built_by,
                               progress=progress)
         new_index = store.load()
+        summary.translated = self._translate_new_sentences(new_index)
         with self._lock:
             self._set_index(new_index)
         return summary
+
+    def _translate_new_sentences(self, index: KnowledgeIndex) -> int:
+        """With an LLM provider, render the new documents' sentences once (retrieval/translation.py)."""
+        settings = self.settings
+        if settings.llm_provider == "none" or not settings.translate_at_index:
+            return 0
+        from retrieval.llm import chat_model, model_name
+
+        model_id = f"{settings.llm_provider}:{model_name(settings)}"
+        memory = TranslationMemory.from_folders([*settings.knowledge_dirs, cache_folder(settings.data_dir)])
+        run = translate_new_units(index.chunks, memory, settings.data_dir,
+                                  SentenceTranslator(chat_model(settings), model_id), model_id,
+                                  settings.translate_max_units)
+        return run.translated
 
     def status(self) -> IndexStatus:
         """The index being served; IndexMissing, IndexCorrupt... (with the reason) when there is none to serve."""

@@ -104,6 +104,8 @@ class Settings:
     llm_max_retries: int = 1  # provider retries of a failed call (each waits up to llm_timeout_s)
     llm_history_turns: int = 3  # earlier question/answer pairs of a thread sent as context
     llm_history_chars: int = 4000  # and at most this many characters of them
+    translate_at_index: bool = True  # with an LLM provider, a re-index translates new sentences (retrieval/translation.py)
+    translate_max_units: int = 1000  # at most this many per re-index; the next one goes on
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> "Settings":

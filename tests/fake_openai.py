@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class FakeOpenAI:
 
     def __init__(self) -> None:
         self._script: deque[Reply] = deque()
+        self._responder: Callable[[Recorded], Reply | str] | None = None
         self._lock = threading.Lock()
         self.requests: list[Recorded] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -68,11 +69,19 @@ class FakeOpenAI:
         """Replace the script and forget earlier requests."""
         with self._lock:
             self._script = deque(r if isinstance(r, Reply) else Reply(r) for r in replies)
-            self.requests = []
+            self.requests, self._responder = [], None
+
+    def respond(self, responder: Callable[[Recorded], Reply | str]) -> None:
+        """Answer every request with `responder(request)` (e.g. a translation per sentence)."""
+        with self._lock:
+            self._responder, self._script, self.requests = responder, deque(), []
 
     def _next(self, recorded: Recorded, pop: bool) -> Reply | None:
         with self._lock:
             self.requests.append(recorded)
+            if pop and self._responder is not None:
+                reply = self._responder(recorded)
+                return reply if isinstance(reply, Reply) else Reply(reply)
             return self._script.popleft() if pop and self._script else None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

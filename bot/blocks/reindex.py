@@ -71,6 +71,8 @@ def summary_lines(summary) -> list[str]:
     for label, ids in (("Added", summary.added), ("Changed", summary.changed), ("Removed", summary.removed)):
         if ids:
             lines.append(texts["summary_names"].format(label=label, names=_names(ids)))
+    if summary.translated:
+        lines.append(texts["summary_translated"].format(count=summary.translated))
     if summary.repaired:
         lines.append(texts["summary_repaired"].format(files=", ".join(f"`{escape(f)}`" for f in summary.repaired)))
     if summary.skipped:
