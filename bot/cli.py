@@ -11,26 +11,10 @@ from pathlib import Path
 
 import click
 
-from strategy_bot.settings import Settings, SettingsError
+from bot.cli_base import knowledge_base, load_settings
+from strategy_bot.settings import Settings
 
 log = logging.getLogger("strategy_bot")
-
-
-def load_settings(*, batch: bool = False) -> Settings:
-    """Settings from the environment, with OpenMP threads capped before any engine loads
-    (`batch` for a command that only embeds, like `index`: see Settings.apply_thread_limits)."""
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-    settings.apply_thread_limits(batch=batch)
-    return settings
-
-
-def knowledge_base(settings: Settings):
-    from retrieval.service import KnowledgeBase
-
-    return KnowledgeBase(settings)
 
 
 class BadInput(click.ClickException):

@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from knowledge.sentences import is_quotable
-from retrieval.lexical import tokenize
+from retrieval.tokens import tokenize
 
 from .engine import Decision, Factor, rank
 from .model import DecisionModel

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from knowledge.documents import SourceDocument
+from knowledge.language import CJK_RANGE
 
 SECTION_SEPARATOR = " › "
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 FAQ_HEADING = re.compile(r"^\*\*\s*(Q\d+\s*[:：].+?)\s*\*\*\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
-WORDS = re.compile(r"[0-9A-Za-z\u3400-\u9fff]")  # a line with none (a rule, "---") is no content
+WORDS = re.compile(f"[0-9A-Za-z{CJK_RANGE}]")  # a line with none (a rule, "---") is no content
 SENTENCE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", ". ", "，", ",", " ", ""]
 MAX_REPEATS_KEPT = 2
 MAX_PERIOD = 4

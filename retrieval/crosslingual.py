@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from retrieval.tokens import cut_words, stem
+
 WORD = re.compile(r"[a-z][a-z\-']*")
 CEDICT_LINE = re.compile(r"^\S+\s+(\S+)\s+\[[^\]]*\]\s+/(.+)/\s*$")
 SKIP_GLOSS = re.compile(r"^(cl:|abbr\.|variant of|surname|see |old variant|also written|used in|\(old\))")
@@ -28,17 +30,6 @@ GLOSS_STOPWORDS = frozenset(
     "a an the to of and or in on for with by at from be is are as one's sb sth something someone "
     "etc fig lit esp used".split()
 )
-
-
-def stem(word: str) -> str:
-    """A light English stemmer: enough to meet 'advantages' and 'advantage' halfway."""
-    word = word.strip("-'")
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"), ("shes", "sh")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            return word[: -len(suffix)] + repl
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        return word[:-1]
-    return word
 
 
 def gloss_keys(gloss: str) -> list[str]:
@@ -161,8 +152,6 @@ class Glosser:
         self.stopwords = stopwords
 
     def gloss(self, text: str) -> str:
-        from retrieval.lexical import cut_words
-
         out: list[str] = []
         for word in cut_words(text):
             if re.match(r"[A-Za-z0-9]", word):

@@ -15,7 +15,7 @@ import numpy as np
 from knowledge.sentences import Sentence
 from retrieval.crosslingual import Glosser, build_gloss_map
 from retrieval.embeddings import VectorEmbeddings
-from retrieval.lexical import STOPWORDS, chinese_words
+from retrieval.tokens import STOPWORDS, chinese_words
 
 if TYPE_CHECKING:
     from retrieval.index_store import KnowledgeIndex

@@ -1,0 +1,27 @@
+"""What every `strategy-bot` command starts from: the settings and the knowledge base.
+
+Its own module so that the command modules (bot/cli.py, bot/check_command.py) share it
+without importing each other.
+"""
+from __future__ import annotations
+
+import click
+
+from strategy_bot.settings import Settings, SettingsError
+
+
+def load_settings(*, batch: bool = False) -> Settings:
+    """Settings from the environment, with OpenMP threads capped before any engine loads
+    (`batch` for a command that only embeds, like `index`: see Settings.apply_thread_limits)."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    settings.apply_thread_limits(batch=batch)
+    return settings
+
+
+def knowledge_base(settings: Settings):
+    from retrieval.service import KnowledgeBase
+
+    return KnowledgeBase(settings)
