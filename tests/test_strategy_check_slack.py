@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -347,6 +349,12 @@ def test_several_dialogues_run_at_once_in_different_threads(slack, data_dir, kb,
             assert question_number(thread.latest()) == 3
 
 
+def dialogues_in(bot, channel: str) -> int:
+    """Dialogues stored for a channel, whatever their thread (read from the store's SQLite file)."""
+    with closing(sqlite3.connect(bot.services.dialogues.path)) as db:
+        return db.execute("SELECT count(*) FROM dialogues WHERE channel_id = ?", (channel,)).fetchone()[0]
+
+
 def test_the_command_says_so_when_the_bot_cannot_post_in_the_channel(slack, data_dir, kb):
     slack.script("chat.postMessage", {"ok": False, "error": "not_in_channel"})
     with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
@@ -356,7 +364,9 @@ def test_the_command_says_so_when_the_bot_cannot_post_in_the_channel(slack, data
         ACK_MS.append(response.elapsed_ms)
         reply = slack.wait_for("response_url")[0]
         assert "not_in_channel" in reply.body["text"] and reply.body["response_type"] == "ephemeral"
-        assert bot.services.dialogues.get("C0PRIVATE", "") is None
+        slack.settle()
+        assert len(slack.calls("chat.postMessage")) == 1  # the refused anchor; no question was posted
+        assert dialogues_in(bot, "C0PRIVATE") == 0  # nothing half-started is kept
 
 
 def test_a_malformed_decision_model_stops_the_bot_at_start_up_naming_the_entry(slack, data_dir, kb, tmp_path):
