@@ -17,6 +17,7 @@ from knowledge.language import language_of
 from knowledge.sentences import is_quotable
 from retrieval.index_store import KnowledgeIndex
 from retrieval.search import Hit, SearchResult
+from retrieval.tokens import tokenize
 from strategy_bot.settings import PROMPTS_DIR
 
 PASSAGES_FOR_SENTENCES = 3
@@ -63,19 +64,57 @@ def citation_for(n: int, hit: Hit) -> Citation:
                     text=hit.chunk.text, score=round(hit.dense, 4), chunk_id=hit.chunk.chunk_id)
 
 
+@dataclass(frozen=True)
+class Quotable:
+    """A sentence of a retrieved passage that may be quoted, and how close it is to the question."""
+
+    rank: int  # its passage's place in the search result (0: the best hit)
+    row: int  # its place in the index's sentences (document order)
+    text: str
+    similarity: float  # cosine with the question, plus the word-overlap bonus when one is asked for
+
+
+@dataclass(frozen=True)
+class QuotedPassage:
+    """A hit and its quotable sentence closest to the query (None: it has none, e.g. a code block)."""
+
+    hit: Hit
+    best: Quotable | None
+
+
+def quotable_sentences(index: KnowledgeIndex, result: SearchResult, passages: int, *,
+                       query_words: frozenset[str] = frozenset(), overlap_weight: float = 0.0) -> list[list[Quotable]]:
+    """The quotable sentences of each of the top `passages` hits, scored against the question.
+
+    The one place that reads sentences and their vectors out of the index: the extractive
+    answer and the decision report's citations both quote from here. A sentence that uses
+    the query's own words gains `overlap_weight` x the share of `query_words` it contains
+    (e5 cosines of sentences of one passage sit close together; the words break near ties).
+    """
+    quoted: list[list[Quotable]] = []
+    for rank, hit in enumerate(result.hits[:passages]):
+        rows = index.sentences_of(hit.position)
+        scores = index.sentence_vectors[rows] @ result.query_vector if rows else []
+        sentences = []
+        for row, score in zip(rows, scores):
+            text = index.sentences[row]["text"]
+            if not is_quotable(text):
+                continue
+            similarity = float(score)
+            if query_words and overlap_weight:
+                similarity += overlap_weight * (len(query_words & set(tokenize(text))) / len(query_words))
+            sentences.append(Quotable(rank, row, text, similarity))
+        quoted.append(sentences)
+    return quoted
+
+
 def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> list[tuple[int, str]]:
     """(citation number, sentence) pairs: the best-matching sentences of the top passages."""
     candidates: list[tuple[float, int, int, str]] = []
-    for n, hit in enumerate(result.hits[:PASSAGES_FOR_SENTENCES], start=1):
-        rows = index.sentences_of(hit.position)
-        if not rows:
-            continue
-        scores = index.sentence_vectors[rows] @ result.query_vector
-        for row, score in zip(rows, scores):
-            if not is_quotable(index.sentences[row]["text"]):
-                continue
+    for sentences in quotable_sentences(index, result, PASSAGES_FOR_SENTENCES):
+        for s in sentences:
             # A small bonus for the passage's rank keeps the answer anchored on the best hit.
-            candidates.append((float(score) - 0.01 * (n - 1), n, row, index.sentences[row]["text"]))
+            candidates.append((s.similarity - 0.01 * s.rank, s.rank + 1, s.row, s.text))
     if not candidates:
         return []
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))

@@ -16,12 +16,13 @@ import numpy as np
 
 from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from knowledge.language import language_of
-from retrieval.answer import Answer, compose
+from retrieval.answer import Answer, QuotedPassage, compose, quotable_sentences
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
 from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, IndexError_, IndexStore, KnowledgeIndex,
                                    Progress)
 from retrieval.search import Searcher, SearchResult
+from retrieval.tokens import tokenize
 from strategy_bot.settings import PROMPTS_DIR, Settings
 
 if TYPE_CHECKING:
@@ -188,6 +189,25 @@ class KnowledgeBase:
         vector = self._query_vector(query, history, searcher.index.language)
         lexical_query = " ".join([*history[-1:], query])
         return searcher.search(lexical_query, k or self.settings.top_k, mode=mode, query_vector=vector)
+
+    def quotes(self, query: str, k: int | None = None, *, overlap_weight: float = 0.0) -> list[QuotedPassage]:
+        """The top `k` passages for `query`, each with its quotable sentence closest to the query.
+
+        What a citation of a reason quotes (decision/report.py). Search and sentences come from
+        the same index, even if a re-index swaps in another one meanwhile. `overlap_weight`:
+        see `quotable_sentences`.
+        """
+        searcher = self._current_searcher()
+        result = self.search(query, k, searcher=searcher)
+        sentences = quotable_sentences(searcher.index, result, len(result.hits),
+                                       query_words=frozenset(tokenize(query)), overlap_weight=overlap_weight)
+        return [QuotedPassage(hit, max(found, key=lambda s: s.similarity, default=None))
+                for hit, found in zip(result.hits, sentences)]
+
+    @property
+    def index_id(self) -> str:
+        """Which build is being served (its folder): it changes when a re-index is swapped in."""
+        return str(self.ensure_index().path)
 
     @property
     def mixer(self) -> CodeMixer:

@@ -104,3 +104,17 @@ def test_each_test_helper_is_imported_under_one_name():
             if helper in HELPERS and name.split(".")[-1] == helper:
                 names[helper].add(name)
     assert {helper: sorted(found) for helper, found in names.items() if len(found) > 1} == {}
+
+
+def test_the_decision_report_reads_the_knowledge_base_not_the_index():
+    """Quotes come through KnowledgeBase.quotes; the index's layout is retrieval's business."""
+    from dataclasses import fields
+
+    from retrieval.index_store import KnowledgeIndex
+
+    generic = {"path", "meta", "store", "chunks", "language"}  # decision's own objects have such names too
+    internals = ({f.name for f in fields(KnowledgeIndex)} | {n for n in vars(KnowledgeIndex) if not n.startswith("__")}
+                 | {"ensure_index", "query_vector"}) - generic
+    used = {node.attr for path in (REPO / "decision").rglob("*.py")
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(node, ast.Attribute)}
+    assert used & internals == set()
