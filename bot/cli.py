@@ -201,8 +201,10 @@ def run() -> None:
 
 
 from bot.check_command import check  # noqa: E402  (the strategy check lives in its own module)
+from bot.settings_command import settings_command  # noqa: E402
 
 cli.add_command(check)
+cli.add_command(settings_command)
 
 
 def main() -> None:

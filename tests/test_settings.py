@@ -1,7 +1,10 @@
-"""Settings: every field is read from its environment variable, and bad values say which one.
+"""Settings: every field is read from its environment variable, bad values say which one, and
+the documentation (README tables, `.env.example`) is the one the fields describe.
 
 The variable is the field name upper-cased; each field is set alone to a value other than its
-default, so a field of a type `Settings.from_env` cannot read fails here by name.
+default, so a field of a type `Settings.from_env` cannot read fails here by name. The README
+tables and `.env.example` are written by `strategy-bot settings --write`; a field added,
+removed or re-documented without running it fails `test_the_committed_documentation_...`.
 """
 from __future__ import annotations
 
@@ -9,8 +12,12 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from dotenv import dotenv_values
 
-from strategy_bot.settings import Settings, SettingsError
+from bot.cli import cli
+from strategy_bot import settings_docs
+from strategy_bot.settings import PACKAGE_ROOT, SECTIONS, Settings, SettingsError
 
 # Fields whose value must be one of a few words.
 CHOICES = {"embedding_backend": "sentence-transformers", "llm_provider": "openai"}
@@ -47,3 +54,39 @@ def test_every_setting_is_read_from_its_environment_variable(name):
 def test_a_value_of_the_wrong_kind_names_the_variable(variable, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({variable: value}, dotenv=False)
+
+
+def test_the_committed_documentation_is_what_the_fields_describe():
+    stale = [path.name for path in settings_docs.stale_files()]
+    assert stale == [], f"run `strategy-bot settings --write` to update {', '.join(stale)}"
+
+
+def test_every_setting_is_documented_in_a_section():
+    for f in fields(Settings):
+        assert f.metadata["help"].strip() and f.metadata["section"] in SECTIONS, f.name
+        assert f"`{f.name.upper()}`" in settings_docs.markdown_table(f.metadata["section"])
+        assert f.name.upper() + "=" in settings_docs.env_example()
+
+
+def test_the_example_file_holds_the_defaults():
+    """Copied to `.env` unchanged, it configures exactly the defaults (its commented lines stay unset)."""
+    values = dotenv_values(PACKAGE_ROOT / ".env.example")
+    assert "KNOWLEDGE_DIR" not in values and "DECISION_MODEL_FILE" not in values
+    assert Settings.from_env(values, dotenv=False) == Settings()
+
+
+def test_a_stale_readme_table_is_found_and_rewritten(tmp_path):
+    readme = (PACKAGE_ROOT / "README.md").read_text(encoding="utf-8")
+    (tmp_path / "README.md").write_text(readme.replace("| `TOP_K` | `5` |", "| `TOP_K` | `7` |"), encoding="utf-8")
+    (tmp_path / ".env.example").write_text(settings_docs.env_example(), encoding="utf-8")
+    assert [p.name for p in settings_docs.stale_files(tmp_path)] == ["README.md"]
+    settings_docs.write(tmp_path)
+    assert (tmp_path / "README.md").read_text(encoding="utf-8") == readme
+    assert settings_docs.stale_files(tmp_path) == []
+
+
+def test_the_settings_command_shows_what_is_in_effect_without_secrets():
+    result = CliRunner().invoke(cli, ["settings"], env={"TOP_K": "7", "SLACK_BOT_TOKEN": "xoxb-do-not-show"})
+    assert result.exit_code == 0, result.output
+    assert "TOP_K=7" in result.output.splitlines() and "SLACK_BOT_TOKEN=(set)" in result.output.splitlines()
+    assert "xoxb-do-not-show" not in result.output
