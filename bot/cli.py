@@ -13,6 +13,7 @@ import click
 
 from bot.cli_base import knowledge_base, load_settings
 from strategy_bot.settings import Settings
+from strategy_bot.tuning import Tuning, TuningError, load_tuning
 
 log = logging.getLogger("strategy_bot")
 
@@ -128,11 +129,14 @@ def _print_answer(answer, as_json: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def eval_command(path: Path, mode: str, as_json: bool) -> None:
+@click.option("--set", "changes", multiple=True, metavar="NAME=VALUE",
+              help="Use another value of a tuned number of prompts/ranking.yaml (repeatable), e.g. lexical_weight=0.4.")
+def eval_command(path: Path, mode: str, as_json: bool, changes: tuple[str, ...]) -> None:
     """Recall@5, MRR and declining figures for a question set (JSONL)."""
     from retrieval.evaluation import EvalFileError, evaluate, load_items
 
-    kb = knowledge_base(load_settings())
+    settings = load_settings()
+    kb = knowledge_base(settings, _tuning_with(settings, changes))
     try:
         items = load_items(path)
     except EvalFileError as exc:
@@ -149,6 +153,25 @@ def eval_command(path: Path, mode: str, as_json: bool) -> None:
                        ("wrongly answered", report.wrongly_answered)):
         if ids:
             click.echo(f"{label}: {', '.join(ids)}")
+
+
+def _tuning_with(settings: Settings, changes: tuple[str, ...]) -> Tuning | None:
+    """TUNING_FILE with `--set NAME=VALUE` changes (None: no changes); a bad one exits with status 2."""
+    if not changes:
+        return None
+    pairs = [change.partition("=") for change in changes]
+    bad = next((change for change, (_, sep, value) in zip(changes, pairs) if not sep or not value.strip()), None)
+    if bad is not None:
+        raise BadInput(f"--set takes NAME=VALUE, not {bad!r}")
+    try:
+        tuning = load_tuning(settings)
+        built = [name.strip() for name, _, _ in pairs if tuning.section_of(name.strip()) == "index"]
+        if built:  # eval searches the index as it is: these would change nothing
+            raise BadInput(f"{built[0]} is used when the index is built: set it in a copy of prompts/ranking.yaml, "
+                           "point TUNING_FILE at it and run `strategy-bot index --rebuild`")
+        return tuning.with_values({name.strip(): value.strip() for name, _, value in pairs})
+    except TuningError as exc:
+        raise BadInput(str(exc)) from None
 
 
 @cli.command()
@@ -182,7 +205,7 @@ def _serve(settings: Settings) -> None:
     try:
         check_llm(settings)  # a misconfigured LLM_PROVIDER stops start-up with the fix, not every answer
         serve_forever(settings)
-    except (SlackSetupError, LLMUnavailable) as exc:
+    except (SlackSetupError, LLMUnavailable, TuningError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

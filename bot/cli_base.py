@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from strategy_bot.settings import Settings, SettingsError
+from strategy_bot.tuning import Tuning, TuningError
 
 
 def load_settings(*, batch: bool = False) -> Settings:
@@ -21,7 +22,11 @@ def load_settings(*, batch: bool = False) -> Settings:
     return settings
 
 
-def knowledge_base(settings: Settings):
+def knowledge_base(settings: Settings, tuning: Tuning | None = None):
+    """The knowledge base every command uses; a bad TUNING_FILE stops the command naming the entry."""
     from retrieval.service import KnowledgeBase
 
-    return KnowledgeBase(settings)
+    try:
+        return KnowledgeBase(settings, tuning=tuning)
+    except TuningError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -4,7 +4,8 @@ The engine says *which* answers weighed most; a reason is only persuasive when t
 back it, so each of the top factors is paired with the passage its retrieval query finds, and
 the result quotes that passage. Everything the CLI prints, the JSON export and the Slack result
 message are built from one `StrategyReport`, so they always agree. Texts live in
-``prompts/decision_report.yaml``. No Slack here.
+``prompts/decision_report.yaml``, the numbers that choose the quotes in ``prompts/ranking.yaml``
+(`kb.tuning.quotes`). No Slack here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .model import DecisionModel
 
 if TYPE_CHECKING:
     from retrieval.answer import QuotedPassage
+    from strategy_bot.tuning import Tuning
 
 TEMPLATES_PATH = Path(__file__).resolve().parent.parent / "prompts" / "decision_report.yaml"
 
@@ -32,6 +34,9 @@ class KnowledgeSearch(Protocol):
 
     @property
     def index_id(self) -> str: ...
+
+    @property
+    def tuning(self) -> Tuning: ...
 
 
 @dataclass(frozen=True)
@@ -142,15 +147,14 @@ def _cite_factors(
     model: DecisionModel, factors: Sequence[Factor], kb: KnowledgeSearch, t: dict[str, Any]
 ) -> tuple[tuple[Reason, ...], tuple[ReportCitation, ...]]:
     """One reason per factor; a passage already cited is reused only when nothing as good is left."""
-    settings = t["retrieval"]
+    tuned = kb.tuning.quotes
     citations: list[ReportCitation] = []
     by_chunk: dict[str, int] = {}
     reasons: list[Reason] = []
     for factor in factors:
-        passages = cached_quotes(kb, kb.index_id, factor.query, int(settings["candidates"]),
-                                 float(settings.get("overlap_weight", 0.0)))
-        candidates = _candidates(passages, int(settings["quote_chars"]))
-        picked = _pick(candidates, by_chunk, float(settings["reuse_slack"]))
+        passages = cached_quotes(kb, kb.index_id, factor.query, tuned.candidates, tuned.overlap_weight)
+        candidates = _candidates(passages, int(t["quote_chars"]))
+        picked = _pick(candidates, by_chunk, tuned.reuse_slack)
         n = None
         if picked is not None:
             n = by_chunk.get(picked.hit.chunk.chunk_id)

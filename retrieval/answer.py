@@ -19,9 +19,7 @@ from retrieval.index_store import KnowledgeIndex
 from retrieval.search import Hit, SearchResult
 from retrieval.tokens import tokenize
 from strategy_bot.settings import PROMPTS_DIR
-
-PASSAGES_FOR_SENTENCES = 3
-SENTENCE_SLACK = 0.06  # sentences this close to the best one may join the answer
+from strategy_bot.tuning import AnswerTuning, default_tuning
 
 
 @dataclass(frozen=True)
@@ -108,20 +106,26 @@ def quotable_sentences(index: KnowledgeIndex, result: SearchResult, passages: in
     return quoted
 
 
-def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> list[tuple[int, str]]:
-    """(citation number, sentence) pairs: the best-matching sentences of the top passages."""
+def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int,
+                   tuning: AnswerTuning | None = None) -> list[tuple[int, str]]:
+    """(citation number, sentence) pairs: the best-matching sentences of the top passages.
+
+    `tuning` (prompts/ranking.yaml `answer`): how many passages, how close to the best sentence
+    another may be, and how much a lower passage's sentences are held back.
+    """
+    tuning = tuning or default_tuning().answer
     candidates: list[tuple[float, int, int, str]] = []
-    for sentences in quotable_sentences(index, result, PASSAGES_FOR_SENTENCES):
+    for sentences in quotable_sentences(index, result, tuning.passages):
         for s in sentences:
             # A small bonus for the passage's rank keeps the answer anchored on the best hit.
-            candidates.append((s.similarity - 0.01 * s.rank, s.rank + 1, s.row, s.text))
+            candidates.append((s.similarity - tuning.passage_rank_penalty * s.rank, s.rank + 1, s.row, s.text))
     if not candidates:
         return []
     candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
     best = candidates[0][0]
     chosen, seen = [], set()
     for score, n, row, text in candidates:
-        if len(chosen) >= limit or score < best - SENTENCE_SLACK:
+        if len(chosen) >= limit or score < best - tuning.sentence_slack:
             break
         if text not in seen:
             seen.add(text)
@@ -131,7 +135,7 @@ def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int) -> l
 
 
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
-            sentences: int, unknown_names: Sequence[str] = ()) -> Answer:
+            sentences: int, unknown_names: Sequence[str] = (), tuning: AnswerTuning | None = None) -> Answer:
     """Build the answer (or the decline) from a search result.
 
     A decline names what the documents never mention, when the question named it:
@@ -147,7 +151,7 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
             text += templates["never_mentioned"][language].format(names=names)
         return Answer(question=question, answer=text, abstained=True,
                       citations=[], language=language, closest=citations[:3])
-    picked = pick_sentences(index, result, sentences)
+    picked = pick_sentences(index, result, sentences, tuning)
     if not picked:  # only code or headings matched: quote the top passage's opening
         top = result.hits[0].chunk.text.strip().splitlines()[0][:300]
         picked = [(1, top)]

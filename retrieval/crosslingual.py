@@ -20,23 +20,23 @@ from pathlib import Path
 import yaml
 
 from retrieval.tokens import cut_words, stem
+from strategy_bot.tuning import IndexTuning
 
 WORD = re.compile(r"[a-z][a-z\-']*")
 CEDICT_LINE = re.compile(r"^\S+\s+(\S+)\s+\[[^\]]*\]\s+/(.+)/\s*$")
 SKIP_GLOSS = re.compile(r"^(cl:|abbr\.|variant of|surname|see |old variant|also written|used in|\(old\))")
-MAX_GLOSS_WORDS = 4  # longer glosses are explanations, not translations
-MAX_TARGETS = 4
 GLOSS_STOPWORDS = frozenset(
     "a an the to of and or in on for with by at from be is are as one's sb sth something someone "
     "etc fig lit esp used".split()
 )
 
 
-def gloss_keys(gloss: str) -> list[str]:
-    """Keys a gloss answers to: its content words, and its whole (short) phrase."""
+def gloss_keys(gloss: str, max_words: int) -> list[str]:
+    """Keys a gloss answers to: its content words, and its whole phrase (longer than `max_words`
+    words, a gloss is an explanation, not a translation: no keys)."""
     gloss = re.sub(r"\([^)]*\)", " ", gloss.lower())
     words = [stem(w) for w in WORD.findall(gloss) if w not in GLOSS_STOPWORDS]
-    if not words or len(words) > MAX_GLOSS_WORDS:
+    if not words or len(words) > max_words:
         return []
     keys = [" ".join(words)] if len(words) > 1 else []
     return keys + words
@@ -51,8 +51,12 @@ def cedict_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def build_term_map(vocabulary: set[str], glossary_file: Path | None = None) -> dict[str, list[str]]:
-    """{english key: [corpus words]}, best first (exact one-word glosses before phrases)."""
+def build_term_map(vocabulary: set[str], glossary_file: Path | None, limits: IndexTuning) -> dict[str, list[str]]:
+    """{english key: [corpus words]}, best first (exact one-word glosses before phrases).
+
+    `limits` (prompts/ranking.yaml `index`): at most `max_translations` words per key, and
+    glosses of at most `max_gloss_words` words.
+    """
     ranked: dict[str, dict[str, float]] = defaultdict(dict)
     path = cedict_path()
     if path is not None:
@@ -65,7 +69,7 @@ def build_term_map(vocabulary: set[str], glossary_file: Path | None = None) -> d
                 for gloss in match.group(2).split("/"):
                     if SKIP_GLOSS.match(gloss.strip().lower()):
                         continue
-                    keys = gloss_keys(gloss)
+                    keys = gloss_keys(gloss, limits.max_gloss_words)
                     for key in keys:
                         # a key that is the whole gloss is a translation; a word in a phrase less so
                         score = 2.0 if key == keys[0] and len(keys) <= 1 else 1.0 / len(keys)
@@ -74,7 +78,7 @@ def build_term_map(vocabulary: set[str], glossary_file: Path | None = None) -> d
     for key, words in load_glossary(glossary_file).items():
         for word in words:
             ranked[key][word] = 10.0
-    return {key: [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))][:MAX_TARGETS]
+    return {key: [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))][:limits.max_translations]
             for key, words in ranked.items()}
 
 
@@ -118,8 +122,8 @@ def translate(query: str, term_map: dict[str, list[str]], stopwords: frozenset[s
     return out, matched, len(stems)
 
 
-def build_gloss_map(vocabulary: set[str]) -> dict[str, str]:
-    """{Chinese corpus word: its first short English gloss} from CC-CEDICT."""
+def build_gloss_map(vocabulary: set[str], max_gloss_words: int) -> dict[str, str]:
+    """{Chinese corpus word: its first English gloss of at most `max_gloss_words` words} from CC-CEDICT."""
     glosses: dict[str, str] = {}
     path = cedict_path()
     if path is None:
@@ -131,7 +135,7 @@ def build_gloss_map(vocabulary: set[str]) -> dict[str, str]:
                 continue
             for gloss in match.group(2).split("/"):
                 text = re.sub(r"\([^)]*\)", " ", gloss).strip()
-                if text and not SKIP_GLOSS.match(text.lower()) and len(text.split()) <= MAX_GLOSS_WORDS:
+                if text and not SKIP_GLOSS.match(text.lower()) and len(text.split()) <= max_gloss_words:
                     glosses[match.group(1)] = " ".join(text.split())
                     break
     return glosses

@@ -14,10 +14,9 @@ import numpy as np
 
 from retrieval.crosslingual import translate
 from retrieval.tokens import STOPWORDS, is_chinese, stem, tokenize
+from strategy_bot.tuning import default_tuning
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
-
-MAX_SYNONYMS = 2  # per Chinese question word the corpus lacks (thesaurus.py); 4 measured the same
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,18 @@ class LexicalIndex:
         self._latin_parts = frozenset(part for token in self.vocabulary if token.isascii()
                                       for part in re.split(r"[-.]", token) if part)
 
-    def prepare(self, query: str) -> "LexicalQuery":
+    def prepare(self, query: str, max_synonyms: int | None = None) -> "LexicalQuery":
         """Query tokens (English words also as the corpus's Chinese words) and coverage.
 
-        A Chinese word the corpus lacks also asks for its synonyms the corpus has (thesaurus.py).
+        A Chinese word the corpus lacks also asks for up to `max_synonyms` of its synonyms the
+        corpus has (thesaurus.py; None: the number tuned in prompts/ranking.yaml).
         Coverage is the share of the query's content words that the corpus contains,
         directly or through the term map. An English question over Chinese documents
         without a translation matches almost nothing; its BM25 ranking is noise, and
         this number lets the fusion discount it.
         """
+        if max_synonyms is None:
+            max_synonyms = default_tuning().search.max_synonyms
         tokens = tokenize(query)
         translated, matched, english_words = translate(query, self.term_map, STOPWORDS)
         chinese = [t for t in tokens if is_chinese(t)]
@@ -65,7 +67,7 @@ class LexicalIndex:
         coverage = covered / total if total else 0.0
         translated = list(dict.fromkeys(t for t in translated if t in self.vocabulary))
         synonyms = [s for t in chinese if t not in self.vocabulary
-                    for s in self.synonym_map.get(t, [])[:MAX_SYNONYMS] if s in self.vocabulary]
+                    for s in self.synonym_map.get(t, [])[:max_synonyms] if s in self.vocabulary]
         return LexicalQuery(tokens + translated + synonyms, min(coverage, 1.0), translated)
 
     def mentions(self, word: str) -> bool:

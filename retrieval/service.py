@@ -24,6 +24,7 @@ from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, Index
 from retrieval.search import Searcher, SearchResult
 from retrieval.tokens import tokenize
 from strategy_bot.settings import PROMPTS_DIR, Settings
+from strategy_bot.tuning import Tuning, load_tuning
 
 if TYPE_CHECKING:
     from retrieval.synthesis import Draft, Synthesiser
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 BACKGROUND_FILE = PROMPTS_DIR / "offtopic_background.txt"
 GLOSSARY_FILE = PROMPTS_DIR / "glossary_en_zh.yaml"
 REFRESH_CHECK_S = 5.0  # how often questions look for an index re-built by another process
-HISTORY_WEIGHT = 0.35  # how much earlier questions of a thread steer a follow-up's retrieval
 
 
 class QuestionError(ValueError):
@@ -61,8 +61,12 @@ class IndexStatus:
 class KnowledgeBase:
     """Thread-safe: many questions at once, one re-index at a time."""
 
-    def __init__(self, settings: Settings, embeddings: VectorEmbeddings | None = None) -> None:
+    def __init__(self, settings: Settings, embeddings: VectorEmbeddings | None = None,
+                 tuning: Tuning | None = None) -> None:
+        """`tuning`: the tuned numbers (default: TUNING_FILE with the settings' overrides); a bad
+        tuning file raises TuningError here, at start-up, naming the entry."""
         self.settings = settings
+        self.tuning = tuning or load_tuning(settings)
         self._embeddings = embeddings
         self._index: KnowledgeIndex | None = None
         self._searcher: Searcher | None = None
@@ -82,7 +86,8 @@ class KnowledgeBase:
     @property
     def store(self) -> IndexStore:
         return IndexStore(self.settings.data_dir, self.embeddings, BACKGROUND_FILE,
-                          glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus)
+                          glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus,
+                          tuning=self.tuning.index)
 
     def index_exists(self) -> bool:
         return self.store.exists()
@@ -125,7 +130,7 @@ class KnowledgeBase:
             log.info("another process is building the index; using the current one meanwhile")
 
     def _set_index(self, index: KnowledgeIndex) -> None:
-        self._index, self._searcher = index, Searcher(index)
+        self._index, self._searcher = index, Searcher(index, self.tuning.search)
 
     def reindex(self, *, rebuild: bool = False, built_by: str = "cli",
                 progress: Progress | None = None) -> BuildSummary:
@@ -224,7 +229,7 @@ class KnowledgeBase:
         vector = self.embeddings.embed_query_vector(self._embeddable(query, corpus_language))
         if history:
             previous = self.embeddings.embed_query_vector(self._embeddable(history[-1], corpus_language))
-            vector = vector + HISTORY_WEIGHT * previous
+            vector = vector + self.tuning.search.history_weight * previous
             vector = (vector / np.linalg.norm(vector)).astype(np.float32)
         return vector
 
@@ -275,8 +280,8 @@ class KnowledgeBase:
 
     @property
     def decline_policy(self) -> DeclinePolicy:
-        s = self.settings
-        return DeclinePolicy(s.abstain_margin, s.abstain_margin_cross_lingual, s.abstain_unknown_name_margin)
+        d = self.tuning.decline
+        return DeclinePolicy(d.same_language_margin, d.cross_lingual_margin, d.unknown_name_margin)
 
     def _extractive(self, question: str, history: Sequence[str], mode: str,
                     transcript: Sequence[tuple[str, str]]) -> Answer:
@@ -292,7 +297,7 @@ class KnowledgeBase:
         unknown = unknown_names(text, index.lexical.mentions)
         declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown)
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
-                         unknown_names=unknown)
+                         unknown_names=unknown, tuning=self.tuning.answer)
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
                              "compose": (done - searched) * 1000, "total": (done - started) * 1000}

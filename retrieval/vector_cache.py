@@ -83,7 +83,7 @@ class VectorCache:
 
 
 
-def glosses_for(chunk_texts: list[str], cache: "VectorCache") -> list[str]:
+def glosses_for(chunk_texts: list[str], cache: "VectorCache", max_gloss_words: int) -> list[str]:
     """English glosses of the chunks; a chunk the current index has keeps its gloss.
 
     A chunk's gloss depends only on its own words, so it is taken from the current
@@ -94,5 +94,5 @@ def glosses_for(chunk_texts: list[str], cache: "VectorCache") -> list[str]:
     previous = [cache.gloss_of.get(text_sha(text)) for text in chunk_texts]
     if all(gloss is not None for gloss in previous):
         return [gloss for gloss in previous if gloss is not None]
-    glosser = Glosser(build_gloss_map(chinese_words(chunk_texts)), STOPWORDS)
+    glosser = Glosser(build_gloss_map(chinese_words(chunk_texts), max_gloss_words), STOPWORDS)
     return [gloss if gloss is not None else glosser.gloss(text) for gloss, text in zip(previous, chunk_texts)]

@@ -58,15 +58,16 @@ SECTIONS = ("core", "slack", "llm")  # the README's settings tables and .env.exa
 
 
 def setting(default: Any, help: str, *, section: str = "core", secret: bool = False,
-            shown: str | None = None, kind: type | None = None) -> Any:
+            shown: str | None = None, kind: type | None = None, tuned: str | None = None) -> Any:
     """A Settings field and its documentation, the one source of the README tables and `.env.example`.
 
     `help` is the "meaning" column; `shown` replaces the default where it cannot be written as a
     value (a path inside the package); `secret` fields are never shown; `kind` is the type read
-    from the environment when the default does not tell it (None: "not set").
+    from the environment when the default does not tell it. `tuned`: the field overrides that
+    number of prompts/ranking.yaml when set, and is None (the file's value) by default.
     """
     metadata = {"help": help, "section": section, "secret": secret, "shown": shown,
-                "kind": kind or type(default)}
+                "kind": kind or type(default), "tuned": tuned}
     if isinstance(default, tuple):
         return field(default_factory=lambda: default, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -92,16 +93,21 @@ class Settings:
     index_threads: int = setting(0, "the same for `strategy-bot index`, which only embeds (`0`: every core)")
     top_k: int = setting(5, "passages retrieved and cited per answer (1-20)")
     answer_sentences: int = setting(3, "sentences in an extractive answer")
-    abstain_margin: float = setting(0.0, "decline when the documents beat the background set by less than this")
-    abstain_margin_cross_lingual: float = setting(-0.03, "the same, for a question not in the documents' language")
+    abstain_margin: float | None = setting(None, "decline when the documents beat the background set by less than "
+                                           "this", kind=float, tuned="same_language_margin")
+    abstain_margin_cross_lingual: float | None = setting(None, "the same, for a question not in the documents' "
+                                                         "language", kind=float, tuned="cross_lingual_margin")
     chinese_thesaurus: bool = setting(True, "add Cilin synonyms for Chinese question words the documents lack "
                                       "(takes effect at the next `strategy-bot index`; see the note on its data "
                                       "licence in \"How it answers\")")
-    abstain_unknown_name_margin: float = setting(0.05, "added to the margin when the question names something no "
-                                                 "document mentions")
+    abstain_unknown_name_margin: float | None = setting(None, "added to the margin when the question names "
+                                                        "something no document mentions", kind=float,
+                                                        tuned="unknown_name_margin")
     max_question_chars: int = setting(2000, "longer questions are refused with a clear message")
     max_upload_mb: int = setting(20, "largest document an admin may share with the bot", section="slack")
     log_level: str = setting("INFO", "logging level")
+    tuning_file: Path = setting(PROMPTS_DIR / "ranking.yaml", "every tuned number of ranking, declining and answer "
+                                "selection, each with the figure behind it", shown="`prompts/ranking.yaml`")
     slack_bot_token: str = setting("", "`xoxb-…` bot token (OAuth & Permissions)", section="slack", secret=True)
     slack_app_token: str = setting("", "`xapp-…` app token with `connections:write`: set it for Socket Mode",
                                    section="slack", secret=True)
@@ -155,6 +161,8 @@ class Settings:
             name = f.name.upper()
             if name not in env:
                 continue
+            if f.default is None and not env[name].strip():
+                continue  # blank: not set (a tuned number then comes from TUNING_FILE)
             values[f.name] = _convert(name, env[name], f.metadata["kind"])
         provider = str(values.get("llm_provider", "none")).strip().lower()
         values["llm_provider"] = provider
@@ -239,7 +247,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata["secret"]:
                 value = "(set)" if value else "(not set)"
-            shown[f.name] = str(value) if isinstance(value, Path) else value
+            shown[f.name] = str(value) if isinstance(value, Path) else "" if value is None else value
         return shown
 
 

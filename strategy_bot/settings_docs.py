@@ -53,9 +53,18 @@ def is_blank(f: Field) -> bool:
     return f.metadata["secret"] or env_value(default_of(f)) == ""
 
 
+def shown_default(f: Field) -> str | None:
+    """How a default that cannot be written as a value is shown (None: it can be)."""
+    if f.metadata.get("tuned"):
+        from strategy_bot.tuning import default_tuning
+
+        return f"`{default_tuning().value(f.metadata['tuned'])}` from `prompts/ranking.yaml`"
+    return f.metadata["shown"]
+
+
 def markdown_default(f: Field) -> str:
-    if f.metadata["shown"]:
-        return f.metadata["shown"]
+    if shown_default(f):
+        return shown_default(f)
     return "—" if is_blank(f) else f"`{env_value(default_of(f))}`"
 
 
@@ -69,10 +78,11 @@ def markdown_table(section: str) -> str:
 def env_line(f: Field) -> str:
     """`NAME=default  # help`; commented out when the default cannot be written as a value."""
     name = f.name.upper()
-    line = f"# {name}=" if f.metadata["shown"] else f"{name}={'' if is_blank(f) else env_value(default_of(f))}"
+    shown = shown_default(f)
+    line = f"# {name}=" if shown else f"{name}={'' if is_blank(f) else env_value(default_of(f))}"
     help_text = f.metadata["help"].replace("`", "")
-    if f.metadata["shown"]:
-        help_text += f" (default: {f.metadata['shown'].replace('`', '')})"
+    if shown:
+        help_text += f" (default: {shown.replace('`', '')})"
     return f"{line.ljust(COMMENT_COLUMN - 1)} # {help_text}"
 
 

@@ -23,10 +23,12 @@ from strategy_bot.settings import PACKAGE_ROOT, SECTIONS, Settings, SettingsErro
 CHOICES = {"embedding_backend": "sentence-transformers", "llm_provider": "openai"}
 
 
-def example(name: str, default: object) -> tuple[str, object]:
+def example(name: str, default: object, kind: type) -> tuple[str, object]:
     """(what a user writes in the environment, what the setting then holds)."""
     if name in CHOICES:
         return CHOICES[name], CHOICES[name]
+    if default is None:  # a tuned number's override: unset by default
+        return "0.25", kind(0.25)
     if isinstance(default, bool):
         return str(not default).lower(), not default
     if isinstance(default, int):
@@ -42,7 +44,8 @@ def example(name: str, default: object) -> tuple[str, object]:
 
 @pytest.mark.parametrize("name", [f.name for f in fields(Settings)])
 def test_every_setting_is_read_from_its_environment_variable(name):
-    written, expected = example(name, getattr(Settings(), name))
+    kind = next(f.metadata["kind"] for f in fields(Settings) if f.name == name)
+    written, expected = example(name, getattr(Settings(), name), kind)
     assert getattr(Settings.from_env({name.upper(): written}, dotenv=False), name) == expected
 
 
