@@ -32,7 +32,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench_stats import percentile  # noqa: E402
-
 from retrieval.evaluation import EvalItem, evaluate, load_items  # noqa: E402
 from retrieval.service import KnowledgeBase  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402

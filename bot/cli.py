@@ -51,7 +51,8 @@ def _cli_user() -> str:
 @click.option("--rebuild", is_flag=True, help="Embed every document again, ignoring the current index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index(rebuild: bool, as_json: bool) -> None:
-    """Build or refresh the index from KNOWLEDGE_DIR (plus DATA_DIR/knowledge when KNOWLEDGE_DIR is the shipped corpus)."""
+    """Build or refresh the index from KNOWLEDGE_DIR (plus DATA_DIR/knowledge when KNOWLEDGE_DIR is the shipped
+    corpus)."""
     from bot.console import print_build_summary, progress_bar
 
     settings = load_settings(batch=True)
@@ -195,7 +196,8 @@ def serve(port: int | None) -> None:
 def _serve(settings: Settings) -> None:
     from bot.app import SlackSetupError
     from bot.server import serve_forever
-    from retrieval.llm import LLMUnavailable, check as check_llm
+    from retrieval.llm import LLMUnavailable
+    from retrieval.llm import check as check_llm
 
     if not settings.slack_bot_token:
         raise click.UsageError("SLACK_BOT_TOKEN is not set: the bot needs it to post in Slack (see .env.example).")

@@ -87,7 +87,8 @@ def run_chat(kb) -> None:
 
     interactive = sys.stdin.isatty()
     if interactive:
-        console.print("[bold]strategy-bot[/bold] — ask about open vs closed model strategy (Ctrl-D or 'quit' to leave).")
+        console.print("[bold]strategy-bot[/bold] — ask about open vs closed model strategy "
+                      "(Ctrl-D or 'quit' to leave).")
     with console.status("Loading the knowledge base…") if interactive else _nothing():
         kb.ensure_index()
     history: list[str] = []

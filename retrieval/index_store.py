@@ -40,14 +40,14 @@ import numpy as np
 from langchain_core.documents import Document
 
 from knowledge.chunking import Chunk, Chunker
-from knowledge.language import language_of
 from knowledge.documents import LoadReport, SourceDocument, load_folders
+from knowledge.language import language_of
 from knowledge.sentences import sentences_in_context
 from retrieval.crosslingual import build_term_map
-from retrieval.thesaurus import build_synonym_map
 from retrieval.embeddings import VectorEmbeddings
-from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.lexical import LexicalIndex
+from retrieval.thesaurus import build_synonym_map
+from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.vector_store import FaissVectorStore
 from strategy_bot.tuning import IndexTuning, default_tuning
 

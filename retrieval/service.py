@@ -14,13 +14,20 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from knowledge.language import language_of
+from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from retrieval.answer import Answer, QuotedPassage, compose, quotable_sentences
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, IndexError_, IndexStore, KnowledgeIndex,
-                                   Progress)
+from retrieval.index_store import (
+    BuildSummary,
+    DocumentEntry,
+    IndexBusy,
+    IndexError_,
+    IndexStore,
+    KnowledgeIndex,
+    Progress,
+)
 from retrieval.search import Searcher, SearchResult
 from retrieval.tokens import tokenize
 from strategy_bot.settings import PROMPTS_DIR, Settings

@@ -22,8 +22,9 @@ STOPWORDS = frozenset(
     how what which who whom why when where can could should would will shall may might must this that
     these those it its we our us you your i me my they them their he she his her not no yes if than then
     so as about into over under more most less vs versus there here any some all each also just
-    的 了 和 与 及 或 是 在 对 为 中 有 也 都 而 并 等 如何 什么 怎么 怎样 哪些 吗 呢 吧 啊 我们 你们 他们 这 那 这些 那些
-    一个 一些 可以 以及 其 之 于 被 把 将 让 给 从 到 会 能 要 就 还 又 很 更 最 其中 进行 通过 问题""".split()
+    的 了 和 与 及 或 是 在 对 为 中 有 也 都 而 并 等 如何 什么 怎么 怎样 哪些 吗 呢 吧 啊
+    我们 你们 他们 这 那 这些 那些 一个 一些 可以 以及 其 之 于 被 把 将 让 给 从 到 会 能 要
+    就 还 又 很 更 最 其中 进行 通过 问题""".split()
 )
 
 _jieba_lock = threading.Lock()

@@ -79,7 +79,8 @@ def test_each_known_cycle_exception_is_still_a_cycle():
     graph = import_graph()
     for pair in KNOWN_CYCLES:
         first, second = sorted(pair)
-        assert second in graph[first] and first in graph[second], f"{first} <-> {second} is fixed: drop it from KNOWN_CYCLES"
+        assert second in graph[first] and first in graph[second], \
+            f"{first} <-> {second} is fixed: drop it from KNOWN_CYCLES"
 
 
 def test_the_cycle_check_sees_imports_inside_functions():

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from decision import DEFAULT_MODEL_PATH, load_decision_model
-
 from test_decision_engine import ALL_CLOSED, MIDDLE
 
 REPO = Path(__file__).resolve().parent.parent

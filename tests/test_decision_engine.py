@@ -132,8 +132,10 @@ def test_every_recommendation_is_reachable_by_some_answer_set(model):
         ("all closed-leaning answers", ALL_CLOSED, "closed"),
         ("all open-leaning answers", ALL_OPEN, "open"),
         ("balanced organisation", MIDDLE, "hybrid"),
-        ("regulated data + model is the core IP", profile(data_sensitivity="regulated", competitive_moat="core_moat"), "closed"),
-        ("personal data + model is the core IP", profile(data_sensitivity="personal", competitive_moat="core_moat"), "closed"),
+        ("regulated data + model is the core IP",
+         profile(data_sensitivity="regulated", competitive_moat="core_moat"), "closed"),
+        ("personal data + model is the core IP",
+         profile(data_sensitivity="personal", competitive_moat="core_moat"), "closed"),
         (
             "community critical + transparency required + model not the moat",
             profile(ecosystem_value="critical", transparency_need="required", competitive_moat="not_moat"),
@@ -145,7 +147,8 @@ def test_every_recommendation_is_reachable_by_some_answer_set(model):
                     maintenance_budget="share_with_community", application_domain="research_nlp"),
             "open",
         ),
-        ("personal data but an ecosystem matters", profile(data_sensitivity="personal", ecosystem_value="critical"), "hybrid"),
+        ("personal data but an ecosystem matters",
+         profile(data_sensitivity="personal", ecosystem_value="critical"), "hybrid"),
     ],
 )
 def test_typical_profiles_get_sensible_recommendations(model, name, answers, expected):
@@ -402,7 +405,8 @@ def _not_snake_case(d):
     ("break_it", "message"),
     [
         (_drop_hybrid_weight, "question 'data_sensitivity' option 'regulated': weights missing 'hybrid'"),
-        (_unknown_recommendation, "question 'competitive_moat' option 'core_moat': weights has unknown recommendation 'proprietary'"),
+        (_unknown_recommendation,
+         "question 'competitive_moat' option 'core_moat': weights has unknown recommendation 'proprietary'"),
         (_text_weight, "question 'customisation' option 'standard': weight 'open' must be a number, got 'high'"),
         (_out_of_range_weight, "question 'customisation' option 'standard': weight 'closed' = 7 is outside -3..3"),
         (_duplicate_question, "duplicate question key 'ml_capability'"),

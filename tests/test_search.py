@@ -31,7 +31,8 @@ ENGLISH_ON_TOPIC = ["What are the advantages of a closed-source model?",
                     "How should we handle data privacy if we open-source the model?"]
 OFF_TOPIC = ["How do I bake sourdough bread?", "how do I reset my VPN password?",
              "What's a good recipe for lasagna?", "Where can I park my bike at the office?",
-             "How do I change a flat tyre?", "怎么做酸面包？", "我的电脑连不上打印机怎么办？", "这个月的工资什么时候发？"]
+             "How do I change a flat tyre?", "怎么做酸面包？", "我的电脑连不上打印机怎么办？",
+             "这个月的工资什么时候发？"]
 
 
 def eval_items():

@@ -18,8 +18,16 @@ from slack_sdk import WebClient
 from bot.admins import Admins
 from document_files import make_pdf
 from retrieval.service import KnowledgeBase
-from slack_harness import (DM_CHANNEL_ID, USER_ID, FakeSlackAPI, bot_settings, event_payload, message_event,
-                           running_bot, slash_payload)
+from slack_harness import (
+    DM_CHANNEL_ID,
+    USER_ID,
+    FakeSlackAPI,
+    bot_settings,
+    event_payload,
+    message_event,
+    running_bot,
+    slash_payload,
+)
 from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
 
 ADMIN = "U0ADMIN01"
@@ -174,8 +182,8 @@ def test_oversized_and_unsupported_files_are_refused_with_a_reason(bot, slack, d
                            user=ADMIN)
     for info, reason in ((big, "over the 1.0 MB limit"), (sheet, ".xlsx is not a supported type")):
         share_file(bot, slack, info)
-        reply = slack.wait_for("chat.postMessage", where=lambda c: "Not added" in text_of(c) and
-                               info["name"] in text_of(c))[-1]
+        reply = slack.wait_for("chat.postMessage", where=lambda c, name=info["name"]: "Not added" in text_of(c) and
+                               name in text_of(c))[-1]
         assert reason in text_of(reply)
     assert slack.calls("file_download") == []  # refused from files.info alone: nothing fetched
     assert not (dirs[1] / "huge.md").exists() and not (dirs[1] / "budget.xlsx").exists()

@@ -23,9 +23,14 @@ import yaml
 
 from decision import DEFAULT_MODEL_PATH, DecisionModelError, load_decision_model
 from slack_harness import (
-    CHANNEL_ID, USER_ID, FakeSlackAPI, block_action_payload, bot_settings, running_bot, slash_payload,
+    CHANNEL_ID,
+    USER_ID,
+    FakeSlackAPI,
+    block_action_payload,
+    bot_settings,
+    running_bot,
+    slash_payload,
 )
-
 from test_decision_engine import ALL_CLOSED
 
 OTHER_USER = "U0OTHER02"
@@ -113,7 +118,7 @@ class StrategyThread:
     # Generous timeouts: a result embeds three queries, which can take seconds on a loaded machine.
     def wait_posts(self, count: int, timeout: float = 60.0) -> Message:
         self.slack.wait_for("chat.postMessage", count, timeout=timeout,
-                            where=lambda c: c.body.get("thread_ts") == self.ts and c.body.get("channel") == self.channel)
+                            where=lambda c: (c.body.get("thread_ts"), c.body.get("channel")) == (self.ts, self.channel))
         return self.posts()[count - 1]
 
     def wait_update(self, ts: str, count: int = 1, timeout: float = 60.0) -> Message:
@@ -282,7 +287,8 @@ def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(sl
         # Cancel, then Start over from the cancelled message.
         thread.click(restarted, "strategy_check:cancel")
         cancelled = thread.wait_update(restarted.ts)
-        assert "cancelled" in cancelled.all_text and bot.services.dialogues.get(CHANNEL_ID, thread.ts).status == "cancelled"
+        assert "cancelled" in cancelled.all_text
+        assert bot.services.dialogues.get(CHANNEL_ID, thread.ts).status == "cancelled"
         thread.click(cancelled, "strategy_check:restart")
         assert question_number(thread.wait_posts(count + 3)) == 1
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from document_files import make_pdf
 from knowledge.uploads import UploadRejected, check_upload, safe_file_name, store_upload
 from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
-from document_files import make_pdf
 
 MB = 1_048_576
 
