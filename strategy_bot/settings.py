@@ -163,7 +163,8 @@ class Settings:
                 continue
             if f.default is None and not env[name].strip():
                 continue  # blank: not set (a tuned number then comes from TUNING_FILE)
-            values[f.name] = _convert(name, env[name], f.metadata["kind"])
+            kind = f.metadata.get("kind") or type(getattr(cls(), f.name))  # a field declared without setting()
+            values[f.name] = _convert(name, env[name], kind)
         provider = str(values.get("llm_provider", "none")).strip().lower()
         values["llm_provider"] = provider
         for var, field_name, wanted in LLM_ENV_FALLBACKS:  # the providers' usual variables
@@ -245,7 +246,7 @@ class Settings:
         shown: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.metadata["secret"]:
+            if f.metadata.get("secret"):
                 value = "(set)" if value else "(not set)"
             shown[f.name] = str(value) if isinstance(value, Path) else "" if value is None else value
         return shown

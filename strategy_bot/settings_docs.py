@@ -33,7 +33,7 @@ TABLE_HEAD = "| variable | default | meaning |\n|---|---|---|\n"
 
 
 def section_fields(section: str) -> list[Field]:
-    return [f for f in fields(Settings) if f.metadata["section"] == section]
+    return [f for f in fields(Settings) if f.metadata.get("section") == section]
 
 
 def env_value(value: object) -> str:

@@ -44,7 +44,7 @@ def example(name: str, default: object, kind: type) -> tuple[str, object]:
 
 @pytest.mark.parametrize("name", [f.name for f in fields(Settings)])
 def test_every_setting_is_read_from_its_environment_variable(name):
-    kind = next(f.metadata["kind"] for f in fields(Settings) if f.name == name)
+    kind = next(f.metadata.get("kind") for f in fields(Settings) if f.name == name)
     written, expected = example(name, getattr(Settings(), name), kind)
     assert getattr(Settings.from_env({name.upper(): written}, dotenv=False), name) == expected
 
@@ -66,7 +66,8 @@ def test_the_committed_documentation_is_what_the_fields_describe():
 
 def test_every_setting_is_documented_in_a_section():
     for f in fields(Settings):
-        assert f.metadata["help"].strip() and f.metadata["section"] in SECTIONS, f.name
+        assert f.metadata.get("help", "").strip() and f.metadata.get("section") in SECTIONS, \
+            f"declare {f.name} with setting(default, help, section=...) in strategy_bot/settings.py"
         assert f"`{f.name.upper()}`" in settings_docs.markdown_table(f.metadata["section"])
         assert f.name.upper() + "=" in settings_docs.env_example()
 
