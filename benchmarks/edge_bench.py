@@ -32,9 +32,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests")]
 from bench_stats import percentile  # noqa: E402
 from slack_bench import prepared_data_dir  # noqa: E402
-
-from slack_harness import (BOT_USER_ID, FakeSlackAPI, bot_settings, event_payload, http_request,  # noqa: E402
-                           mention_event, serve_subprocess, sign)
+from slack_harness import (  # noqa: E402
+    BOT_USER_ID,
+    FakeSlackAPI,
+    bot_settings,
+    event_payload,
+    http_request,
+    mention_event,
+    serve_subprocess,
+    sign,
+)
 from strategy_bot.settings import Settings  # noqa: E402
 
 FLOOD_POSTS = 10

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from bench_stats import percentile  # noqa: E402
-
+from fake_openai import FakeOpenAI, Reply  # noqa: E402
 from retrieval.evaluation import load_items  # noqa: E402
 from retrieval.service import KnowledgeBase  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402
-from tests.fake_openai import FakeOpenAI, Reply  # noqa: E402
 
 WRITTEN = ("Open-sourcing moves the cost from licences to deployment and operations [1]. Closed models keep "
            "the intellectual property in-house [2]. Hybrid release splits the difference [3].")
@@ -69,7 +68,7 @@ def run(data_dir: Path, asked: list[str], fake: FakeOpenAI) -> None:
         llm.ask(question)
     extractive, generated, generate_only, first_draft, streamed, prompt_chars = [], [], [], [], [], []
     for question in asked:
-        extractive.append(timed(lambda: plain.ask(question)))
+        extractive.append(timed(lambda question=question: plain.ask(question)))
         fake.reply(WRITTEN)
         answer = llm.ask(question)
         generated.append(answer.timings_ms["total"])

@@ -38,7 +38,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="reindex-bench-") as tmp:
         kb = KnowledgeBase(Settings(data_dir=Path(tmp) / "data", knowledge_dir=args.knowledge_dir))
-        kb.embeddings  # load the model first: its start-up is not re-indexing time
+        kb.embeddings  # noqa: B018  (load the model first: its start-up is not re-indexing time)
         full_s, full = timed_reindex(kb, rebuild=True)
         print(f"full re-index (--rebuild): {full_s:7.2f} s   {full.documents} documents, {full.chunks} chunks, "
               f"{full.embedded} texts embedded, {full.reused} reused")

@@ -66,9 +66,12 @@ def main() -> None:
         # Each build searched on its own machine, as two deployments would be.
         a_scores = scores(a_dir, MACHINES[a_name], questions)
         b_scores = scores(b_dir, MACHINES[b_name], questions)
-    top5 = sum(1 for q in questions if [h[0] for h in a_scores[q]["hits"][:5]] != [h[0] for h in b_scores[q]["hits"][:5]])
+    def top5(scores: dict, question: str) -> list[int]:
+        return [hit[0] for hit in scores[question]["hits"][:5]]
+
+    moved = sum(1 for q in questions if top5(a_scores, q) != top5(b_scores, q))
     exact = sum(1 for q in questions if a_scores[q] == b_scores[q])
-    print(f"questions: {len(questions)}; top-5 order differs on {top5}; every score identical on {exact}")
+    print(f"questions: {len(questions)}; top-5 order differs on {moved}; every score identical on {exact}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Speed, memory and retrieval quality of the knowledge base, in one run, as plain-text tables.
 
-    .venv/bin/python benchmarks/run_benchmarks.py [--repeat 2] [--batch 40] [--cold-runs 3]
+    .venv/bin/python benchmarks/run_benchmarks.py [--repeat 2] [--batch 40] [--cold-runs 3] [--set NAME=VALUE]...
 
 What it measures (all on a fresh DATA_DIR in a temporary folder, default e5 backend):
 - index build: `strategy-bot index --json` in a subprocess; wall time, the build's own time,
@@ -13,7 +13,9 @@ What it measures (all on a fresh DATA_DIR in a temporary folder, default e5 back
 - recall@5, MRR and declines of dense-only, lexical-only and hybrid retrieval, end to end
   (`KnowledgeBase.ask(mode=...)`), on the shipped eval set and the shared one when present.
 
-The machine is shared: the load average is printed before and after, as a caveat on the timings.
+`--set lexical_weight=0.4` (repeatable) measures the in-process figures with another value of a tuned
+number of prompts/ranking.yaml, without editing it. The machine is shared: the load average is printed
+before and after, as a caveat on the timings.
 """
 from __future__ import annotations
 
@@ -32,10 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench_stats import percentile  # noqa: E402
-
 from retrieval.evaluation import EvalItem, evaluate, load_items  # noqa: E402
 from retrieval.service import KnowledgeBase  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402
+from strategy_bot.tuning import Tuning  # noqa: E402
 
 EVAL_FILES = [REPO / "eval" / "strategy_qa.jsonl", REPO / "eval" / "holdout_qa.jsonl",
               REPO.parent / "shared" / "eval" / "public_qa.jsonl"]
@@ -173,7 +175,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="rounds over the eval questions for warm latency")
     parser.add_argument("--batch", type=int, default=40, help="questions in the `ask --json -` batch")
     parser.add_argument("--cold-runs", type=int, default=3, help="runs of each subprocess measurement (median)")
+    parser.add_argument("--set", dest="changes", action="append", default=[], metavar="NAME=VALUE",
+                        help="another value of a tuned number of prompts/ranking.yaml for the in-process figures "
+                             "(warm latency, quality); repeatable")
     args = parser.parse_args()
+    tuning = Tuning.load().with_values(dict(change.split("=", 1) for change in args.changes))
 
     sets = load_eval_sets()
     questions = [item.question for item in sets.get("all") or next(iter(sets.values()))]
@@ -185,7 +191,7 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         note("building the index (strategy-bot index --json)")
         build = bench_build(data_dir)
-        kb = KnowledgeBase(Settings(data_dir=data_dir))
+        kb = KnowledgeBase(Settings(data_dir=data_dir), tuning=tuning)
         kb.ensure_index()
         note(f"warm latency: {len(questions)} questions x {args.repeat}")
         warm = bench_warm(kb, questions, args.repeat)

@@ -33,9 +33,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from bench_stats import percentile  # noqa: E402
-
-from slack_harness import (BOT_USER_ID, SIGNING_SECRET, FakeSlackAPI, bot_settings, event_payload,  # noqa: E402
-                           http_request, mention_event, sign)
+from slack_harness import (  # noqa: E402
+    BOT_USER_ID,
+    SIGNING_SECRET,
+    FakeSlackAPI,
+    bot_settings,
+    event_payload,
+    http_request,
+    mention_event,
+    sign,
+)
 from strategy_bot.settings import Settings  # noqa: E402
 
 QUESTIONS = [

@@ -33,11 +33,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from bench_stats import percentile  # noqa: E402
-
-from slack_harness import (CHANNEL_ID, SIGNING_SECRET, Call, FakeSlackAPI,  # noqa: E402
-                           block_action_payload, bot_settings, http_request,
-                           serve_subprocess, sign, slash_payload)
 from decision import load_decision_model  # noqa: E402
+from slack_harness import (  # noqa: E402
+    CHANNEL_ID,
+    SIGNING_SECRET,
+    Call,
+    FakeSlackAPI,
+    block_action_payload,
+    bot_settings,
+    http_request,
+    serve_subprocess,
+    sign,
+    slash_payload,
+)
 from strategy_bot.settings import Settings  # noqa: E402
 
 ACK_LIMIT_MS = 3000.0

@@ -30,7 +30,7 @@ class BadAnswers(click.ClickException):
 @click.option("--list", "list_questions", is_flag=True, help="List the question keys and their values.")
 def check(answers_text: str | None, context: str, as_json: bool, list_questions: bool) -> None:
     """Open source, closed source or hybrid? A guided decision with cited reasons."""
-    from bot.cli import knowledge_base, load_settings
+    from bot.cli_base import knowledge_base, load_settings  # looked up per call: tests replace knowledge_base
 
     settings = load_settings()
     model = _load_model(settings.decision_model_file)

@@ -18,35 +18,11 @@ from pathlib import Path
 
 import click
 
+from bot.cli_base import knowledge_base, load_settings
 from strategy_bot.settings import Settings, SettingsError
+from strategy_bot.tuning import Tuning, TuningError, load_tuning
 
 log = logging.getLogger("strategy_bot")
-
-
-def load_settings(*, batch: bool = False, writes: bool = False) -> Settings:
-    """Settings from the environment, with OpenMP threads capped before any engine loads
-    (`batch` for a command that only embeds, like `index`: see Settings.apply_thread_limits).
-
-    `writes`: the command writes under DATA_DIR (`index`, `serve`), so an unwritable one stops
-    it at once, exit 1, with one line naming the folder and the fix.
-    """
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-    if writes:
-        try:
-            settings.check_data_dir()
-        except SettingsError as exc:
-            raise click.ClickException(str(exc)) from None
-    settings.apply_thread_limits(batch=batch)
-    return settings
-
-
-def knowledge_base(settings: Settings):
-    from retrieval.service import KnowledgeBase
-
-    return KnowledgeBase(settings)
 
 
 class BadInput(click.ClickException):
@@ -82,7 +58,8 @@ def _cli_user() -> str:
 @click.option("--rebuild", is_flag=True, help="Embed every document again, ignoring the current index.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index(rebuild: bool, as_json: bool) -> None:
-    """Build or refresh the index from KNOWLEDGE_DIR (plus DATA_DIR/knowledge when KNOWLEDGE_DIR is the shipped corpus)."""
+    """Build or refresh the index from KNOWLEDGE_DIR (plus DATA_DIR/knowledge when KNOWLEDGE_DIR is the shipped
+    corpus)."""
     from bot.console import print_build_summary, progress_bar
 
     settings = load_settings(batch=True, writes=True)
@@ -175,11 +152,14 @@ def _print_answer(answer, as_json: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def eval_command(path: Path, mode: str, as_json: bool) -> None:
+@click.option("--set", "changes", multiple=True, metavar="NAME=VALUE",
+              help="Use another value of a tuned number of prompts/ranking.yaml (repeatable), e.g. lexical_weight=0.4.")
+def eval_command(path: Path, mode: str, as_json: bool, changes: tuple[str, ...]) -> None:
     """Recall@5, MRR, declining, key-point recall, answer language and length for a question set (JSONL)."""
     from retrieval.evaluation import EvalFileError, evaluate, load_items
 
-    kb = knowledge_base(load_settings())
+    settings = load_settings()
+    kb = knowledge_base(settings, _tuning_with(settings, changes))
     try:
         items = load_items(path)
     except EvalFileError as exc:
@@ -212,6 +192,25 @@ def eval_command(path: Path, mode: str, as_json: bool) -> None:
             click.echo(f"{label}: {', '.join(ids)}")
 
 
+def _tuning_with(settings: Settings, changes: tuple[str, ...]) -> Tuning | None:
+    """TUNING_FILE with `--set NAME=VALUE` changes (None: no changes); a bad one exits with status 2."""
+    if not changes:
+        return None
+    pairs = [change.partition("=") for change in changes]
+    bad = next((change for change, (_, sep, value) in zip(changes, pairs) if not sep or not value.strip()), None)
+    if bad is not None:
+        raise BadInput(f"--set takes NAME=VALUE, not {bad!r}")
+    try:
+        tuning = load_tuning(settings)
+        built = [name.strip() for name, _, _ in pairs if tuning.section_of(name.strip()) == "index"]
+        if built:  # eval searches the index as it is: these would change nothing
+            raise BadInput(f"{built[0]} is used when the index is built: set it in a copy of prompts/ranking.yaml, "
+                           "point TUNING_FILE at it and run `strategy-bot index --rebuild`")
+        return tuning.with_values({name.strip(): value.strip() for name, _, value in pairs})
+    except TuningError as exc:
+        raise BadInput(str(exc)) from None
+
+
 @cli.command()
 def chat() -> None:
     """A console chat on the same core: type questions, get cited answers."""
@@ -240,7 +239,8 @@ def serve(port: int | None) -> None:
 def _serve(settings: Settings) -> None:
     from bot.app import SlackSetupError
     from bot.server import serve_forever
-    from retrieval.llm import LLMUnavailable, check as check_llm
+    from retrieval.llm import LLMUnavailable
+    from retrieval.llm import check as check_llm
 
     if not settings.slack_bot_token:
         raise click.UsageError("SLACK_BOT_TOKEN is not set: the bot needs it to post in Slack (see .env.example).")
@@ -254,7 +254,7 @@ def _serve(settings: Settings) -> None:
     try:
         check_llm(settings)  # a misconfigured LLM_PROVIDER stops start-up with the fix, not every answer
         serve_forever(settings)
-    except (SlackSetupError, LLMUnavailable) as exc:
+    except (SlackSetupError, LLMUnavailable, TuningError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -271,8 +271,10 @@ def run() -> None:
 
 
 from bot.check_command import check  # noqa: E402  (the strategy check lives in its own module)
+from bot.settings_command import settings_command  # noqa: E402
 
 cli.add_command(check)
+cli.add_command(settings_command)
 
 
 def main() -> None:

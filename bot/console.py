@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from retrieval.answer import Answer, format_citation, load_templates
 from bot.blocks.answer import translated_originals
+from retrieval.answer import Answer, format_citation, load_templates
 
 console = Console(highlight=False)
 console.soft_wrap = not console.is_terminal  # piped output: one line per line, no wrapping at 80
@@ -82,7 +82,8 @@ def print_build_summary(summary) -> None:
     if summary.translated:
         console.print(f"  translated {summary.translated} new sentences with the LLM provider (cached in DATA_DIR)")
     if summary.repaired:
-        console.print(f"  repaired the damaged index ({escape(', '.join(summary.repaired))}): what was intact was reused",
+        repaired = escape(", ".join(summary.repaired))
+        console.print(f"  repaired the damaged index ({repaired}): what was intact was reused",
                       soft_wrap=True)
     for name, reason in summary.skipped:
         err_console.print(f"  [yellow]skipped {escape(name)}: {escape(reason)}[/yellow]", soft_wrap=True)
@@ -94,7 +95,8 @@ def run_chat(kb) -> None:
 
     interactive = sys.stdin.isatty()
     if interactive:
-        console.print("[bold]strategy-bot[/bold] — ask about open vs closed model strategy (Ctrl-D or 'quit' to leave).")
+        console.print("[bold]strategy-bot[/bold] — ask about open vs closed model strategy "
+                      "(Ctrl-D or 'quit' to leave).")
     with console.status("Loading the knowledge base…") if interactive else _nothing():
         kb.ensure_index()
     history: list[str] = []

@@ -257,7 +257,8 @@ def _parse_weights(raw: Any, where: str, rec_keys: tuple[str, ...]) -> dict[str,
 
 def _parse_tie_break(raw: Any, rec_keys: tuple[str, ...]) -> tuple[str, ...]:
     if not isinstance(raw, list) or sorted(map(str, raw)) != sorted(rec_keys) or len(raw) != len(rec_keys):
-        raise DecisionModelError(f"tie_break must list each recommendation exactly once ({', '.join(rec_keys)}), got {raw!r}")
+        raise DecisionModelError(
+            f"tie_break must list each recommendation exactly once ({', '.join(rec_keys)}), got {raw!r}")
     return tuple(raw)
 
 
@@ -273,7 +274,8 @@ def _mapping(value: Any, where: str) -> dict:
 def _require(body: dict, keys: tuple[str, ...], where: str) -> None:
     missing = [k for k in keys if k not in body]
     if missing:
-        raise DecisionModelError(f"{where}: missing key{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}")
+        names = ", ".join(repr(m) for m in missing)
+        raise DecisionModelError(f"{where}: missing key{'s' if len(missing) > 1 else ''} {names}")
 
 
 def _snake(value: Any, where: str) -> None:

@@ -4,7 +4,8 @@ The engine says *which* answers weighed most; a reason is only persuasive when t
 back it, so each of the top factors is paired with the passage its retrieval query finds, and
 the result quotes that passage. Everything the CLI prints, the JSON export and the Slack result
 message are built from one `StrategyReport`, so they always agree. Texts live in
-``prompts/decision_report.yaml``. No Slack here.
+``prompts/decision_report.yaml``, the numbers that choose the quotes in ``prompts/ranking.yaml``
+(`kb.tuning.quotes`). No Slack here.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
-import numpy as np
 import yaml
-
-from knowledge.sentences import is_quotable
-from retrieval.lexical import tokenize
 
 from .engine import Decision, Factor, rank
 from .model import DecisionModel
+
+if TYPE_CHECKING:
+    from retrieval.answer import QuotedPassage
+    from strategy_bot.tuning import Tuning
 
 TEMPLATES_PATH = Path(__file__).resolve().parent.parent / "prompts" / "decision_report.yaml"
 
@@ -29,9 +30,13 @@ TEMPLATES_PATH = Path(__file__).resolve().parent.parent / "prompts" / "decision_
 class KnowledgeSearch(Protocol):
     """What the report needs of `retrieval.service.KnowledgeBase` (kept narrow for clarity)."""
 
-    def search(self, query: str, k: int | None = None) -> Any: ...
+    def quotes(self, query: str, k: int | None = None, *, overlap_weight: float = 0.0) -> list[QuotedPassage]: ...
 
-    def ensure_index(self) -> Any: ...
+    @property
+    def index_id(self) -> str: ...
+
+    @property
+    def tuning(self) -> Tuning: ...
 
 
 @dataclass(frozen=True)
@@ -142,15 +147,14 @@ def _cite_factors(
     model: DecisionModel, factors: Sequence[Factor], kb: KnowledgeSearch, t: dict[str, Any]
 ) -> tuple[tuple[Reason, ...], tuple[ReportCitation, ...]]:
     """One reason per factor; a passage already cited is reused only when nothing as good is left."""
-    settings = t["retrieval"]
+    tuned = kb.tuning.quotes
     citations: list[ReportCitation] = []
     by_chunk: dict[str, int] = {}
     reasons: list[Reason] = []
     for factor in factors:
-        result = cached_search(kb, _index_key(kb), factor.query, int(settings["candidates"]))
-        candidates = _candidates(kb, result, int(settings["quote_chars"]), factor.query,
-                                 float(settings.get("overlap_weight", 0.0)))
-        picked = _pick(candidates, by_chunk, float(settings["reuse_slack"]))
+        passages = cached_quotes(kb, kb.index_id, factor.query, tuned.candidates, tuned.overlap_weight)
+        candidates = _candidates(passages, int(t["quote_chars"]))
+        picked = _pick(candidates, by_chunk, tuned.reuse_slack)
         n = None
         if picked is not None:
             n = by_chunk.get(picked.hit.chunk.chunk_id)
@@ -165,18 +169,15 @@ def _cite_factors(
 
 
 @lru_cache(maxsize=256)
-def cached_search(kb: KnowledgeSearch, index_key: str, query: str, k: int) -> Any:
-    """kb.search, remembered per index build.
+def cached_quotes(kb: KnowledgeSearch, index_id: str, query: str, k: int,
+                  overlap_weight: float) -> tuple[QuotedPassage, ...]:
+    """kb.quotes, remembered per index build.
 
     The factor queries are a fixed set of about thirty sentences, and embedding one long Chinese
     query costs from 0.1 s to a second on a busy CPU, three times per result. The key includes
-    the loaded index's build folder, so after a re-index the new passages are searched again.
+    the served build (`index_id`), so after a re-index the new passages are searched again.
     """
-    return kb.search(query, k=k)
-
-
-def _index_key(kb: KnowledgeSearch) -> str:
-    return str(getattr(kb.ensure_index(), "path", ""))
+    return tuple(kb.quotes(query, k, overlap_weight=overlap_weight))
 
 
 @dataclass(frozen=True)
@@ -184,37 +185,26 @@ class Candidate:
     """A retrieved passage and its sentence closest to the reason's query."""
 
     hit: Any
-    similarity: float  # cosine of that sentence with the query
+    similarity: float  # cosine of that sentence with the query (+ the word-overlap bonus)
     quote: str
 
 
-def _candidates(kb: KnowledgeSearch, result: Any, limit: int, query: str = "",
-                overlap_weight: float = 0.0) -> list[Candidate]:
+def _candidates(passages: Sequence[QuotedPassage], limit: int) -> list[Candidate]:
     """The hits with their best sentence, best sentence first (search rank breaks ties).
 
     Passage-level scores of e5 sit within a few hundredths of each other; the best single
     sentence tells apart the passage that states the reason from ones that merely share its topic.
-    Sentence cosines are compressed too, so a sentence that uses the query's own words
-    (the decision model's queries quote the articles) gets `overlap_weight` × the share of
-    them it contains.
     """
-    index = kb.ensure_index()
-    query_words = set(tokenize(query))
     found = []
-    for rank_, hit in enumerate(result.hits):
-        rows = [r for r in index.sentences_of(hit.position) if is_quotable(index.sentences[r]["text"])]
-        if rows:
-            scores = index.sentence_vectors[rows] @ result.query_vector
-            if query_words and overlap_weight:
-                scores = scores + overlap_weight * np.array(
-                    [len(query_words & set(tokenize(index.sentences[r]["text"]))) / len(query_words) for r in rows])
-            best = int(np.argmax(scores))
-            similarity, text = float(scores[best]), index.sentences[rows[best]]["text"]
+    for rank_, passage in enumerate(passages):
+        if passage.best is not None:
+            similarity, text = passage.best.similarity, passage.best.text
         else:  # a code-only passage has no prose sentences: quote its opening
+            hit = passage.hit
             similarity, text = float(hit.dense), (hit.chunk.text.strip().splitlines() or [""])[0]
         text = " ".join(text.split())
         quote = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-        found.append((-similarity, rank_, Candidate(hit, similarity, quote)))
+        found.append((-similarity, rank_, Candidate(passage.hit, similarity, quote)))
     found.sort(key=lambda item: item[:2])
     return [c for _, _, c in found]
 

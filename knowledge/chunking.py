@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from knowledge.documents import SourceDocument
+from knowledge.language import CJK_RANGE
+from strategy_bot.tuning import default_tuning
 
 SECTION_SEPARATOR = " › "
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 FAQ_HEADING = re.compile(r"^\*\*\s*(Q\d+\s*[:：].+?)\s*\*\*\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
-WORDS = re.compile(r"[0-9A-Za-z\u3400-\u9fff]")  # a line with none (a rule, "---") is no content
+WORDS = re.compile(f"[0-9A-Za-z{CJK_RANGE}]")  # a line with none (a rule, "---") is no content
 SENTENCE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", ". ", "，", ",", " ", ""]
 MAX_REPEATS_KEPT = 2
 MAX_PERIOD = 4
@@ -135,9 +137,15 @@ def split_blocks(lines: list[str]) -> list[tuple[str, str]]:
 
 
 class Chunker:
-    """Packs a section's paragraphs into chunks of about `chunk_size` characters."""
+    """Packs a section's paragraphs into chunks of about `chunk_size` characters.
 
-    def __init__(self, chunk_size: int = 800, chunk_overlap: int = 100) -> None:
+    The sizes default to the tuned ones (prompts/ranking.yaml `index`).
+    """
+
+    def __init__(self, chunk_size: int | None = None, chunk_overlap: int | None = None) -> None:
+        tuned = default_tuning().index
+        chunk_size = tuned.chunk_size if chunk_size is None else chunk_size
+        chunk_overlap = tuned.chunk_overlap if chunk_overlap is None else chunk_overlap
         self.chunk_size = chunk_size
         self.splitter = RecursiveCharacterTextSplitter(
             chunk_size=chunk_size,

@@ -49,6 +49,7 @@ class LoadReport:
 def doc_id_for(path: Path) -> str:
     """A stable id from the file name, so re-indexing an edited file keeps its id."""
     stem = path.stem.lower()
+    # Narrower than language.CJK_RANGE (no Extension A) on purpose: ids must not change under existing indexes.
     slug = re.sub(r"[^0-9a-z\u4e00-\u9fff]+", "-", stem).strip("-")
     return slug or hashlib.sha256(path.name.encode()).hexdigest()[:12]
 

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import re
 
-CJK = re.compile(r"[\u3400-\u9fff]")
+# Chinese characters: CJK Unified Ideographs and Extension A. Every pattern that looks for
+# Chinese text builds on this one range (tokens, sentence and chunk rules, declining).
+CJK_FIRST, CJK_LAST = "\u3400", "\u9fff"
+CJK_RANGE = f"{CJK_FIRST}-{CJK_LAST}"  # for a regex character class
+CJK = re.compile(f"[{CJK_RANGE}]")
+
+
+def is_cjk(char: str) -> bool:
+    """Whether one character is Chinese (a token's first character tells its kind)."""
+    return CJK_FIRST <= char <= CJK_LAST
 
 
 def language_of(text: str) -> str:

@@ -21,11 +21,11 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from knowledge.language import CJK
 from retrieval.search import SearchResult
 
 LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+#\-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
 SENTENCE_START = re.compile(r"(?:^|[.?!。？！]\s*)[\"'“‘(]*")  # ends where a sentence's first word begins
-CJK = re.compile(r"[\u3400-\u9fff]")
 TITLE = re.compile(r"《([^《》]{1,60})》")  # a Chinese title: a book, a law, a course
 
 

@@ -21,10 +21,9 @@ from retrieval.index_store import KnowledgeIndex
 from retrieval.intent import Intent, load_intents
 from retrieval.search import Hit, SearchResult
 from retrieval.similarity import as_float64, cosines
+from retrieval.tokens import tokenize
 from strategy_bot.settings import PROMPTS_DIR
-
-PASSAGES_FOR_SENTENCES = 3
-SENTENCE_SLACK = 0.06  # sentences this close to the best one may join the answer
+from strategy_bot.tuning import AnswerTuning, default_tuning
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,55 @@ def citation_for(n: int, hit: Hit) -> Citation:
                     text=hit.chunk.text, score=round(hit.dense, 4), chunk_id=hit.chunk.chunk_id)
 
 
+@dataclass(frozen=True)
+class Quotable:
+    """A sentence of a retrieved passage that may be quoted, and how close it is to the question."""
+
+    rank: int  # its passage's place in the search result (0: the best hit)
+    row: int  # its place in the index's sentences (document order)
+    text: str
+    similarity: float  # cosine with the question, plus the word-overlap bonus when one is asked for
+
+
+@dataclass(frozen=True)
+class QuotedPassage:
+    """A hit and its quotable sentence closest to the query (None: it has none, e.g. a code block)."""
+
+    hit: Hit
+    best: Quotable | None
+
+
+def quotable_sentences(index: KnowledgeIndex, result: SearchResult, passages: int, *,
+                       query_words: frozenset[str] = frozenset(), overlap_weight: float = 0.0) -> list[list[Quotable]]:
+    """The quotable sentences of each of the top `passages` hits, scored against the question.
+
+    The one place that reads sentences and their vectors out of the index: the extractive
+    answer and the decision report's citations both quote from here. A sentence that uses
+    the query's own words gains `overlap_weight` x the share of `query_words` it contains
+    (e5 cosines of sentences of one passage sit close together; the words break near ties).
+    Cosines are float64 and rounded, the same on every CPU (retrieval/similarity.py).
+    """
+    quoted: list[list[Quotable]] = []
+    for rank, hit in enumerate(result.hits[:passages]):
+        rows = index.sentences_of(hit.position)
+        scores = cosines(as_float64(index.sentence_vectors[rows]), result.query_vector) if rows else []
+        sentences = []
+        for row, score in zip(rows, scores):
+            text = index.sentences[row]["text"]
+            if not is_quotable(text):
+                continue
+            similarity = float(score)
+            if query_words and overlap_weight:
+                similarity += overlap_weight * (len(query_words & set(tokenize(text))) / len(query_words))
+            sentences.append(Quotable(rank, row, text, similarity))
+        quoted.append(sentences)
+    return quoted
+
+
 def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int,
-                   intent: Intent | None = None) -> list[tuple[int, str]]:
+                   intent: Intent | None = None, tuning: AnswerTuning | None = None) -> list[tuple[int, str]]:
     """(citation number, sentence) pairs: the best-matching sentences of the top passages."""
-    return pick_quotes(index, result, limit, intent).quotes
+    return pick_quotes(index, result, limit, intent, tuning).quotes
 
 
 @dataclass(frozen=True)
@@ -101,29 +145,27 @@ class _Candidate:
     block: tuple[int, int] | None  # (citation number, list index in the passage) of a list item
 
 
-def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent,
+def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent, tuning: AnswerTuning,
                 blocks: dict[tuple[int, int], ListBlock]) -> list[_Candidate]:
     """Quotable sentences of the top passages, scored by similarity, the passage's rank and how
-    well the labels of their list fit the question (retrieval/intent.py); `blocks` collects the lists."""
+    well the labels of their list fit the question (retrieval/intent.py); `blocks` collects the lists.
+
+    `tuning` (prompts/ranking.yaml `answer`): how many passages, and how much a lower passage's
+    sentences are held back (that keeps the answer anchored on the best hit).
+    """
     model = load_intents()
     found = []
-    for n, hit in enumerate(result.hits[:PASSAGES_FOR_SENTENCES], start=1):
-        rows = index.sentences_of(hit.position)
-        if not rows:
-            continue
-        lists = list_blocks(hit.chunk.text)
-        scores = cosines(as_float64(index.sentence_vectors[rows]), result.query_vector)
-        for row, score in zip(rows, scores):
-            text = index.sentences[row]["text"]
-            if not is_quotable(text):
-                continue
-            owner = next((i for i, block in enumerate(lists) if any(text in item for item in block.items)), None)
+    for sentences in quotable_sentences(index, result, tuning.passages):
+        lists = list_blocks(result.hits[sentences[0].rank].chunk.text) if sentences else []
+        for s in sentences:
+            n = s.rank + 1
+            owner = next((i for i, block in enumerate(lists) if any(s.text in item for item in block.items)), None)
             if owner is not None:
                 blocks[(n, owner)] = lists[owner]
-            labels = lists[owner].describes() if owner is not None else " ".join(index.sentences[row].get("context", []))
-            # A small bonus for the passage's rank keeps the answer anchored on the best hit.
-            adjusted = float(score) - 0.01 * (n - 1) + model.adjustment(intent, labels, text)
-            found.append(_Candidate(adjusted, n, row, text, (n, owner) if owner is not None else None))
+            context = " ".join(index.sentences[s.row].get("context", []))
+            labels = lists[owner].describes() if owner is not None else context
+            adjusted = s.similarity - tuning.passage_rank_penalty * s.rank + model.adjustment(intent, labels, s.text)
+            found.append(_Candidate(adjusted, n, s.row, s.text, (n, owner) if owner is not None else None))
     found.sort(key=lambda c: (-c.score, c.n, c.row))
     return found
 
@@ -157,12 +199,14 @@ def _fits(block: ListBlock, intent: Intent) -> bool:
     return block.lead.endswith(("：", ":")) and definitions * 2 < len(block.items)
 
 
-def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent: Intent | None = None) -> Picked:
+def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent: Intent | None = None,
+                tuning: AnswerTuning | None = None) -> Picked:
     """What the answer quotes: a whole list of the documents when the question asks for one and
     the best passage has it, else the `limit` best sentences near the best one."""
     intent = intent or Intent(frozenset(), frozenset())
+    tuning = tuning or default_tuning().answer
     blocks: dict[tuple[int, int], ListBlock] = {}
-    candidates = _candidates(index, result, intent, blocks)
+    candidates = _candidates(index, result, intent, tuning, blocks)
     if not candidates:
         return Picked([], is_list=False)
     listed = _list_answer(candidates, blocks, intent)
@@ -171,7 +215,7 @@ def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent:
     best = candidates[0].score
     chosen, seen = [], set()
     for candidate in candidates:
-        if len(chosen) >= limit or candidate.score < best - SENTENCE_SLACK:
+        if len(chosen) >= limit or candidate.score < best - tuning.sentence_slack:
             break
         if candidate.text not in seen:
             seen.add(candidate.text)
@@ -210,7 +254,8 @@ def partial_line(templates: dict, language: str, quotes: list[Quote], missing: s
 
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
             sentences: int, unknown_names: Sequence[str] = (),
-            translations: TranslationMemory | None = None, intent: Intent | None = None) -> Answer:
+            translations: TranslationMemory | None = None, intent: Intent | None = None,
+            tuning: AnswerTuning | None = None) -> Answer:
     """Build the answer (or the decline) from a search result.
 
     A decline names what the documents never mention, when the question named it:
@@ -228,13 +273,16 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
             text += templates["never_mentioned"][language].format(names=names)
         return Answer(question=question, answer=text, abstained=True,
                       citations=[], language=language, closest=citations[:3], coverage="declined")
-    picked = pick_quotes(index, result, sentences, intent or load_intents().of(question))
+    picked = pick_quotes(index, result, sentences, intent or load_intents().of(question), tuning)
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]
     quotes = render_quotes(quoted, result, language, translations)
     missing = load_intents().not_given(question, "\n".join(q.source for q in quotes), language, picked.is_list)
-    lead = lead_line(templates, language, quotes) if missing is None else partial_line(templates, language, quotes, missing)
+    if missing is None:
+        lead = lead_line(templates, language, quotes)
+    else:
+        lead = partial_line(templates, language, quotes, missing)
     bullet = "• " if picked.is_list else ""
     body = "\n".join(f"{bullet}{quote.text} [{quote.n}]" for quote in quotes) + ("\n• …" if picked.cut else "")
     return Answer(question=question, answer=f"{lead}\n{body}".strip(), abstained=False,

@@ -19,33 +19,24 @@ from pathlib import Path
 
 import yaml
 
+from retrieval.tokens import cut_words, stem
+from strategy_bot.tuning import IndexTuning
+
 WORD = re.compile(r"[a-z][a-z\-']*")
 CEDICT_LINE = re.compile(r"^\S+\s+(\S+)\s+\[[^\]]*\]\s+/(.+)/\s*$")
 SKIP_GLOSS = re.compile(r"^(cl:|abbr\.|variant of|surname|see |old variant|also written|used in|\(old\))")
-MAX_GLOSS_WORDS = 4  # longer glosses are explanations, not translations
-MAX_TARGETS = 4
 GLOSS_STOPWORDS = frozenset(
     "a an the to of and or in on for with by at from be is are as one's sb sth something someone "
     "etc fig lit esp used".split()
 )
 
 
-def stem(word: str) -> str:
-    """A light English stemmer: enough to meet 'advantages' and 'advantage' halfway."""
-    word = word.strip("-'")
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"), ("shes", "sh")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            return word[: -len(suffix)] + repl
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        return word[:-1]
-    return word
-
-
-def gloss_keys(gloss: str) -> list[str]:
-    """Keys a gloss answers to: its content words, and its whole (short) phrase."""
+def gloss_keys(gloss: str, max_words: int) -> list[str]:
+    """Keys a gloss answers to: its content words, and its whole phrase (longer than `max_words`
+    words, a gloss is an explanation, not a translation: no keys)."""
     gloss = re.sub(r"\([^)]*\)", " ", gloss.lower())
     words = [stem(w) for w in WORD.findall(gloss) if w not in GLOSS_STOPWORDS]
-    if not words or len(words) > MAX_GLOSS_WORDS:
+    if not words or len(words) > max_words:
         return []
     keys = [" ".join(words)] if len(words) > 1 else []
     return keys + words
@@ -60,8 +51,12 @@ def cedict_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def build_term_map(vocabulary: set[str], glossary_file: Path | None = None) -> dict[str, list[str]]:
-    """{english key: [corpus words]}, best first (exact one-word glosses before phrases)."""
+def build_term_map(vocabulary: set[str], glossary_file: Path | None, limits: IndexTuning) -> dict[str, list[str]]:
+    """{english key: [corpus words]}, best first (exact one-word glosses before phrases).
+
+    `limits` (prompts/ranking.yaml `index`): at most `max_translations` words per key, and
+    glosses of at most `max_gloss_words` words.
+    """
     ranked: dict[str, dict[str, float]] = defaultdict(dict)
     path = cedict_path()
     if path is not None:
@@ -74,7 +69,7 @@ def build_term_map(vocabulary: set[str], glossary_file: Path | None = None) -> d
                 for gloss in match.group(2).split("/"):
                     if SKIP_GLOSS.match(gloss.strip().lower()):
                         continue
-                    keys = gloss_keys(gloss)
+                    keys = gloss_keys(gloss, limits.max_gloss_words)
                     for key in keys:
                         # a key that is the whole gloss is a translation; a word in a phrase less so
                         score = 2.0 if key == keys[0] and len(keys) <= 1 else 1.0 / len(keys)
@@ -83,7 +78,7 @@ def build_term_map(vocabulary: set[str], glossary_file: Path | None = None) -> d
     for key, words in load_glossary(glossary_file).items():
         for word in words:
             ranked[key][word] = 10.0
-    return {key: [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))][:MAX_TARGETS]
+    return {key: [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))][:limits.max_translations]
             for key, words in ranked.items()}
 
 
@@ -127,8 +122,8 @@ def translate(query: str, term_map: dict[str, list[str]], stopwords: frozenset[s
     return out, matched, len(stems)
 
 
-def build_gloss_map(vocabulary: set[str]) -> dict[str, str]:
-    """{Chinese corpus word: its first short English gloss} from CC-CEDICT."""
+def build_gloss_map(vocabulary: set[str], max_gloss_words: int) -> dict[str, str]:
+    """{Chinese corpus word: its first English gloss of at most `max_gloss_words` words} from CC-CEDICT."""
     glosses: dict[str, str] = {}
     path = cedict_path()
     if path is None:
@@ -140,7 +135,7 @@ def build_gloss_map(vocabulary: set[str]) -> dict[str, str]:
                 continue
             for gloss in match.group(2).split("/"):
                 text = re.sub(r"\([^)]*\)", " ", gloss).strip()
-                if text and not SKIP_GLOSS.match(text.lower()) and len(text.split()) <= MAX_GLOSS_WORDS:
+                if text and not SKIP_GLOSS.match(text.lower()) and len(text.split()) <= max_gloss_words:
                     glosses[match.group(1)] = " ".join(text.split())
                     break
     return glosses
@@ -161,8 +156,6 @@ class Glosser:
         self.stopwords = stopwords
 
     def gloss(self, text: str) -> str:
-        from retrieval.lexical import cut_words
-
         out: list[str] = []
         for word in cut_words(text):
             if re.match(r"[A-Za-z0-9]", word):

@@ -52,17 +52,18 @@ import numpy as np
 from langchain_core.documents import Document
 
 from knowledge.chunking import Chunk, Chunker
-from knowledge.language import language_of
 from knowledge.documents import LoadReport, SourceDocument, candidate_files, load_folders
+from knowledge.language import language_of
 from knowledge.parsers import ParseLimits, supported_suffixes
 from knowledge.sentences import Sentence, sentences_in_context
 from retrieval.crosslingual import build_term_map
-from retrieval.thesaurus import build_synonym_map
 from retrieval.embeddings import VectorEmbeddings
-from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.lexical import LexicalIndex
 from retrieval.similarity import as_float64, exact, pairwise
+from retrieval.thesaurus import build_synonym_map
+from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
 from retrieval.vector_store import DOCSTORE_FILE, VECTORS_FILE, FaissVectorStore, read_documents, read_vectors
+from strategy_bot.tuning import IndexTuning, default_tuning
 
 # What an index holds. 2: sentence views under their list labels, and synonym_map.json.
 # An index of an older format still loads, but KnowledgeBase rebuilds it on first use.
@@ -236,14 +237,16 @@ class IndexStore:
 
     def __init__(self, data_dir: Path, embeddings: VectorEmbeddings, background_file: Path,
                  chunker: Chunker | None = None, glossary_file: Path | None = None,
-                 thesaurus: bool = True, parse_limits: ParseLimits | None = None) -> None:
+                 thesaurus: bool = True, parse_limits: ParseLimits | None = None,
+                 tuning: IndexTuning | None = None) -> None:
         self.parse_limits = parse_limits  # what reading one document may cost (knowledge/parsers.py)
         self.glossary_file = glossary_file
         self.thesaurus = thesaurus  # Chinese synonyms for question words (thesaurus.py); off: none
         self.data_dir = Path(data_dir)
         self.embeddings = embeddings
         self.background_file = background_file
-        self.chunker = chunker or Chunker()
+        self.tuning = tuning or default_tuning().index  # chunk sizes and term-map limits (prompts/ranking.yaml)
+        self.chunker = chunker or Chunker(self.tuning.chunk_size, self.tuning.chunk_overlap)
 
     @property
     def current_link(self) -> Path:
@@ -429,7 +432,7 @@ class IndexStore:
 
         chunk_texts = [c.embedding_text() for c in chunks]
         vocabulary = LexicalIndex(chunk_texts).vocabulary
-        gloss_texts = glosses_for(chunk_texts, cache)
+        gloss_texts = glosses_for(chunk_texts, cache, self.tuning.max_gloss_words)
         chunk_vectors = cache.embed(self.embeddings, chunk_texts, "chunks", progress)
         gloss_vectors = cache.embed(self.embeddings, gloss_texts, "glosses", progress)
         sentence_vectors = cache.embed(self.embeddings, [s.embedding_text() for _, s in sentences], "sentences",
@@ -446,7 +449,7 @@ class IndexStore:
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
         texts = {"sentences": sentence_rows, "background": background, "gloss": gloss_texts,
-                 TERM_MAP_FILE.removesuffix(".json"): build_term_map(set(vocabulary), self.glossary_file),
+                 TERM_MAP_FILE.removesuffix(".json"): build_term_map(set(vocabulary), self.glossary_file, self.tuning),
                  SYNONYM_MAP_FILE.removesuffix(".json"): build_synonym_map(vocabulary) if self.thesaurus else {}}
         for name, value in texts.items():
             (folder / f"{name}.json").write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")

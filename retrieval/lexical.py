@@ -1,78 +1,22 @@
-"""BM25 over properly tokenised Chinese and English.
+"""BM25 over properly tokenised Chinese and English (tokens.py).
 
-bm25s's default token pattern and LangChain's `BM25Retriever` treat a whole Chinese
-clause as one token, so Chinese is cut with jieba (search mode, which also emits the
-sub-words of long compounds) and English words are lower-cased. The index is rebuilt
-from chunk texts at load time (milliseconds for a few hundred chunks), so nothing of
-it is persisted and nothing needs unpickling.
+The index is rebuilt from chunk texts at load time (milliseconds for a few hundred
+chunks), so nothing of it is persisted and nothing needs unpickling.
 """
 from __future__ import annotations
 
 import logging
 import re
-import threading
 from dataclasses import dataclass
 
 import bm25s
-
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 import numpy as np
 
-TOKEN = re.compile(r"[a-z0-9][a-z0-9+#.\-]*|[\u3400-\u9fff]+")
-STOPWORDS = frozenset(
-    """a an the and or of to in on for with by at from is are was were be been being do does did
-    how what which who whom why when where can could should would will shall may might must this that
-    these those it its we our us you your i me my they them their he she his her not no yes if than then
-    so as about into over under more most less vs versus there here any some all each also just
-    的 了 和 与 及 或 是 在 对 为 中 有 也 都 而 并 等 如何 什么 怎么 怎样 哪些 吗 呢 吧 啊 我们 你们 他们 这 那 这些 那些
-    一个 一些 可以 以及 其 之 于 被 把 将 让 给 从 到 会 能 要 就 还 又 很 更 最 其中 进行 通过 问题""".split()
-)
+from retrieval.crosslingual import translate
+from retrieval.tokens import STOPWORDS, is_chinese, stem, tokenize
+from strategy_bot.tuning import default_tuning
 
-MAX_SYNONYMS = 2  # per Chinese question word the corpus lacks (thesaurus.py); 4 measured the same
-
-_jieba_lock = threading.Lock()
-_jieba = None
-
-
-def _cutter():
-    """jieba, initialised once (it loads a dictionary of ~0.5 s on first use)."""
-    global _jieba
-    with _jieba_lock:
-        if _jieba is None:
-            import jieba
-
-            jieba.setLogLevel(logging.WARNING)
-            jieba.initialize()
-            _jieba = jieba
-    return _jieba
-
-
-def cut_words(text: str) -> list[str]:
-    """jieba's plain segmentation (one reading of the text, for glossing)."""
-    return [w for w in _cutter().cut(text) if w.strip()]
-
-
-def chinese_words(texts: list[str]) -> set[str]:
-    """Every Chinese word the texts contain, in both segmentations jieba offers."""
-    words: set[str] = set()
-    for text in texts:
-        for piece in re.findall(r"[\u3400-\u9fff]+", text):
-            words.update(_cutter().cut(piece))
-            words.update(_cutter().cut_for_search(piece))
-            words.update(piece)  # single characters, the gloss's fallback
-    return words
-
-
-def tokenize(text: str) -> list[str]:
-    """Content tokens: jieba words for Chinese runs, lower-cased words for the rest."""
-    tokens: list[str] = []
-    for match in TOKEN.finditer(text.lower()):
-        piece = match.group(0)
-        if "\u3400" <= piece[0] <= "\u9fff":
-            tokens.extend(w for w in _cutter().cut_for_search(piece) if w.strip())
-        else:
-            tokens.append(piece.strip(".-"))
-    return [t for t in tokens if t and t not in STOPWORDS]
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 
 @dataclass(frozen=True)
@@ -100,21 +44,22 @@ class LexicalIndex:
         self._latin_parts = frozenset(part for token in self.vocabulary if token.isascii()
                                       for part in re.split(r"[-.]", token) if part)
 
-    def prepare(self, query: str) -> "LexicalQuery":
+    def prepare(self, query: str, max_synonyms: int | None = None) -> "LexicalQuery":
         """Query tokens (English words also as the corpus's Chinese words) and coverage.
 
-        A Chinese word the corpus lacks also asks for its synonyms the corpus has (thesaurus.py).
+        A Chinese word the corpus lacks also asks for up to `max_synonyms` of its synonyms the
+        corpus has (thesaurus.py; None: the number tuned in prompts/ranking.yaml).
         Coverage is the share of the query's content words that the corpus contains,
         directly or through the term map. An English question over Chinese documents
         without a translation matches almost nothing; its BM25 ranking is noise, and
         this number lets the fusion discount it.
         """
-        from retrieval.crosslingual import translate
-
+        if max_synonyms is None:
+            max_synonyms = default_tuning().search.max_synonyms
         tokens = tokenize(query)
         translated, matched, english_words = translate(query, self.term_map, STOPWORDS)
-        chinese = [t for t in tokens if "\u3400" <= t[0] <= "\u9fff"]
-        others = [t for t in tokens if not "\u3400" <= t[0] <= "\u9fff"]
+        chinese = [t for t in tokens if is_chinese(t)]
+        others = [t for t in tokens if not is_chinese(t)]
         direct = sum(1 for t in chinese if t in self.vocabulary)
         direct_other = sum(1 for t in others if t in self.vocabulary)
         total = len(chinese) + max(english_words, len(others))
@@ -122,14 +67,12 @@ class LexicalIndex:
         coverage = covered / total if total else 0.0
         translated = list(dict.fromkeys(t for t in translated if t in self.vocabulary))
         synonyms = [s for t in chinese if t not in self.vocabulary
-                    for s in self.synonym_map.get(t, [])[:MAX_SYNONYMS] if s in self.vocabulary]
+                    for s in self.synonym_map.get(t, [])[:max_synonyms] if s in self.vocabulary]
         return LexicalQuery(tokens + translated + synonyms, min(coverage, 1.0), translated)
 
     def mentions(self, word: str) -> bool:
         """Whether the corpus has this English word or name (or a plural of it), in any case,
         or a Chinese word it translates to ("Google" -> 谷歌)."""
-        from retrieval.crosslingual import stem
-
         lower = word.lower()
         if not lower.isascii():  # a Chinese title: is it in some passage, as written?
             return lower in self._text

@@ -29,10 +29,8 @@ import numpy as np
 from knowledge.chunking import Chunk
 from retrieval.index_store import KnowledgeIndex
 from retrieval.similarity import as_float64, cosines, exact, rank
+from strategy_bot.tuning import SearchTuning, default_tuning
 
-RRF_K = 60
-TRANSLATED_QUERY_WEIGHT = 0.3
-LEXICAL_WEIGHT = 0.5  # times the query's coverage
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -54,11 +52,12 @@ class SearchResult:
     coverage: float  # share of query words the corpus contains (directly or translated)
 
 
-def rrf(scores: np.ndarray) -> np.ndarray:
-    """Reciprocal-rank weights of every position (1 / (K + rank))."""
+def rrf(scores: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Reciprocal-rank weights of every position (1 / (k + rank)); k: the tuned `rrf_k`."""
+    k = default_tuning().search.rrf_k if k is None else k
     ranks = np.empty(len(scores))
     ranks[rank(scores)] = np.arange(len(scores))
-    return 1.0 / (RRF_K + ranks + 1)
+    return 1.0 / (k + ranks + 1)
 
 
 def zscores(similarities: np.ndarray, baseline: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -75,10 +74,11 @@ def best_per_chunk(index: KnowledgeIndex, sentence_scores: np.ndarray, fallback:
 
 
 class Searcher:
-    """Searches one loaded `KnowledgeIndex`."""
+    """Searches one loaded `KnowledgeIndex` with the tuned weights (prompts/ranking.yaml `search`)."""
 
-    def __init__(self, index: KnowledgeIndex) -> None:
+    def __init__(self, index: KnowledgeIndex, tuning: SearchTuning | None = None) -> None:
         self.index = index
+        self.tuning = tuning or default_tuning().search
         # float64 copies, so scores are the same on every CPU (see similarity.py)
         self._chunks = as_float64(index.chunk_vectors)
         self._sentences = as_float64(index.sentence_vectors) if len(index.sentences) else np.zeros((0, 0))
@@ -106,19 +106,21 @@ class Searcher:
             return SearchResult([], vector, -1.0, -1.0, 0.0)
         chunk, sentences = self.cosines(vector)
         dense = self.dense_score(chunk, sentences)
-        prepared = index.lexical.prepare(query)
+        prepared = index.lexical.prepare(query, self.tuning.max_synonyms)
         coverage = prepared.coverage
         if prepared.translated:
             # An English question also asks, in the corpus's own words, through its translation.
             pseudo = index.store.embedding_model.embed_query_vector(" ".join(prepared.translated))
-            dense = dense + TRANSLATED_QUERY_WEIGHT * self.dense_score(*self.cosines(pseudo))
+            dense = dense + self.tuning.translated_query_weight * self.dense_score(*self.cosines(pseudo))
         lexical = index.lexical.scores(prepared.tokens)
         if mode == "dense":
             fused = dense
         elif mode == "lexical":
             fused = np.where(lexical > 0, lexical, -np.inf)
         else:
-            fused = rrf(dense) + LEXICAL_WEIGHT * coverage * np.where(lexical > 0, rrf(lexical), 0.0)
+            rrf_k = self.tuning.rrf_k
+            fused = (rrf(dense, rrf_k)
+                     + self.tuning.lexical_weight * coverage * np.where(lexical > 0, rrf(lexical, rrf_k), 0.0))
         order = [int(p) for p in rank(fused)[:k] if np.isfinite(fused[p])]
         hits = [Hit(p, index.chunks[p], float(fused[p]), float(chunk[p]), float(lexical[p])) for p in order]
         background = float(np.max(cosines(self._background, vector))) if len(index.background) else -1.0

@@ -15,20 +15,29 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
 from knowledge.language import language_of
-from knowledge.translations import TranslationMemory
 from knowledge.parsers import ParseLimits
-from retrieval.answer import Answer, compose
+from knowledge.translations import TranslationMemory
+from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
+from retrieval.answer import Answer, QuotedPassage, compose, quotable_sentences
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import (BuildSummary, DocumentEntry, IndexBusy, IndexError_, IndexStore, KnowledgeIndex,
-                                   Progress)
+from retrieval.index_store import (
+    BuildSummary,
+    DocumentEntry,
+    IndexBusy,
+    IndexError_,
+    IndexStore,
+    KnowledgeIndex,
+    Progress,
+)
 from retrieval.intent import IntentModel, load_intents
 from retrieval.search import Searcher, SearchResult
-from retrieval.translation import SentenceTranslator, cache_folder, translate_new_units
 from retrieval.similarity import normalise
+from retrieval.tokens import tokenize
+from retrieval.translation import SentenceTranslator, cache_folder, translate_new_units
 from strategy_bot.settings import PROMPTS_DIR, Settings
+from strategy_bot.tuning import Tuning, load_tuning
 
 if TYPE_CHECKING:
     from retrieval.synthesis import Draft, Synthesiser
@@ -38,7 +47,6 @@ log = logging.getLogger(__name__)
 BACKGROUND_FILE = PROMPTS_DIR / "offtopic_background.txt"
 GLOSSARY_FILE = PROMPTS_DIR / "glossary_en_zh.yaml"
 REFRESH_CHECK_S = 5.0  # how often questions look for an index re-built by another process
-HISTORY_WEIGHT = 0.35  # how much earlier questions of a thread steer a follow-up's retrieval
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 SHOWN_BYTES = 8
 
@@ -90,8 +98,12 @@ class IndexStatus:
 class KnowledgeBase:
     """Thread-safe: many questions at once, one re-index at a time."""
 
-    def __init__(self, settings: Settings, embeddings: VectorEmbeddings | None = None) -> None:
+    def __init__(self, settings: Settings, embeddings: VectorEmbeddings | None = None,
+                 tuning: Tuning | None = None) -> None:
+        """`tuning`: the tuned numbers (default: TUNING_FILE with the settings' overrides); a bad
+        tuning file raises TuningError here, at start-up, naming the entry."""
         self.settings = settings
+        self.tuning = tuning or load_tuning(settings)
         self._embeddings = embeddings
         self._index: KnowledgeIndex | None = None
         self._searcher: Searcher | None = None
@@ -113,7 +125,7 @@ class KnowledgeBase:
     def store(self) -> IndexStore:
         return IndexStore(self.settings.data_dir, self.embeddings, BACKGROUND_FILE,
                           glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus,
-                          parse_limits=ParseLimits.from_settings(self.settings))
+                          parse_limits=ParseLimits.from_settings(self.settings), tuning=self.tuning.index)
 
     def index_exists(self) -> bool:
         return self.store.exists()
@@ -160,7 +172,8 @@ class KnowledgeBase:
         # the next re-index on (a few hundred lines: milliseconds).
         translations = TranslationMemory.from_folders([*self.settings.knowledge_dirs,
                                                       cache_folder(self.settings.data_dir)])
-        self._index, self._searcher, self._translations = index, Searcher(index), translations
+        self._index, self._searcher = index, Searcher(index, self.tuning.search)
+        self._translations = translations
 
     def reindex(self, *, rebuild: bool = False, built_by: str = "cli",
                 progress: Progress | None = None) -> BuildSummary:
@@ -248,6 +261,25 @@ class KnowledgeBase:
         lexical_query = " ".join([*history[-1:], query])
         return searcher.search(lexical_query, k or self.settings.top_k, mode=mode, query_vector=vector)
 
+    def quotes(self, query: str, k: int | None = None, *, overlap_weight: float = 0.0) -> list[QuotedPassage]:
+        """The top `k` passages for `query`, each with its quotable sentence closest to the query.
+
+        What a citation of a reason quotes (decision/report.py). Search and sentences come from
+        the same index, even if a re-index swaps in another one meanwhile. `overlap_weight`:
+        see `quotable_sentences`.
+        """
+        searcher = self._current_searcher()
+        result = self.search(query, k, searcher=searcher)
+        sentences = quotable_sentences(searcher.index, result, len(result.hits),
+                                       query_words=frozenset(tokenize(query)), overlap_weight=overlap_weight)
+        return [QuotedPassage(hit, max(found, key=lambda s: s.similarity, default=None))
+                for hit, found in zip(result.hits, sentences)]
+
+    @property
+    def index_id(self) -> str:
+        """Which build is being served (its folder): it changes when a re-index is swapped in."""
+        return str(self.ensure_index().path)
+
     @property
     def mixer(self) -> CodeMixer:
         if self._mixer is None:
@@ -263,7 +295,8 @@ class KnowledgeBase:
         vector = self.embeddings.embed_query_vector(self._embeddable(query, corpus_language))
         if history:
             previous = self.embeddings.embed_query_vector(self._embeddable(history[-1], corpus_language))
-            vector = normalise(vector.astype(np.float64) + HISTORY_WEIGHT * previous.astype(np.float64))
+            vector = normalise(vector.astype(np.float64)
+                               + self.tuning.search.history_weight * previous.astype(np.float64))
         return vector
 
     def ask(self, question: str, history: Sequence[str] = (), mode: str = "hybrid", *,
@@ -317,8 +350,8 @@ class KnowledgeBase:
 
     @property
     def decline_policy(self) -> DeclinePolicy:
-        s = self.settings
-        return DeclinePolicy(s.abstain_margin, s.abstain_margin_cross_lingual, s.abstain_unknown_name_margin)
+        d = self.tuning.decline
+        return DeclinePolicy(d.same_language_margin, d.cross_lingual_margin, d.unknown_name_margin)
 
     def _extractive(self, question: str, history: Sequence[str], mode: str,
                     transcript: Sequence[tuple[str, str]]) -> Answer:
@@ -338,7 +371,8 @@ class KnowledgeBase:
         declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown)
         intent = self.intents.of(text, previous=history[-1] if history else None)
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
-                         unknown_names=unknown, translations=self._translations, intent=intent)
+                         unknown_names=unknown, translations=self._translations, intent=intent,
+                         tuning=self.tuning.answer)
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
                              "compose": (done - searched) * 1000, "total": (done - started) * 1000}

@@ -17,7 +17,7 @@ import numpy as np
 
 from retrieval.crosslingual import Glosser, build_gloss_map
 from retrieval.embeddings import VectorEmbeddings
-from retrieval.lexical import STOPWORDS, chinese_words
+from retrieval.tokens import STOPWORDS, chinese_words
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 QUERY_PREFIX = "query:"
@@ -81,7 +81,7 @@ class VectorCache:
         return out
 
 
-def glosses_for(chunk_texts: list[str], cache: VectorCache) -> list[str]:
+def glosses_for(chunk_texts: list[str], cache: VectorCache, max_gloss_words: int) -> list[str]:
     """English glosses of the chunks; a chunk an earlier build has keeps its gloss.
 
     A chunk's gloss depends only on its own words, so it is taken from the earlier build
@@ -92,5 +92,5 @@ def glosses_for(chunk_texts: list[str], cache: VectorCache) -> list[str]:
     previous = [cache.gloss_of(text) for text in chunk_texts]
     if all(gloss is not None for gloss in previous):
         return [gloss for gloss in previous if gloss is not None]
-    glosser = Glosser(build_gloss_map(chinese_words(chunk_texts)), STOPWORDS)
+    glosser = Glosser(build_gloss_map(chinese_words(chunk_texts), max_gloss_words), STOPWORDS)
     return [gloss if gloss is not None else glosser.gloss(text) for gloss, text in zip(previous, chunk_texts)]

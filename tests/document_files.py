@@ -44,7 +44,8 @@ def make_html(title: str, sections: dict[str, str]) -> bytes:
     body = "".join(f"<h2>{heading}</h2><p>{text}</p>" for heading, text in sections.items())
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>p {{ color: red }}</style></head>"
-            f"<body><nav>Home | About</nav>{body}<script>var secret = 'do not index';</script></body></html>").encode("utf-8")
+            f"<body><nav>Home | About</nav>{body}<script>var secret = 'do not index';</script></body></html>"
+            ).encode("utf-8")
 
 
 def docx_with_body(body: Iterable[bytes], *, extra_parts: dict[str, Iterable[bytes]] | None = None) -> bytes:

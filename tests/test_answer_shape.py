@@ -60,7 +60,8 @@ def test_a_question_says_what_it_asks_for_and_about_which_model():
     model = load_intents()
     assert model.of("What are the risks of open-sourcing our model?").kinds == {"drawbacks"}
     assert model.of("What are the risks of open-sourcing our model?").subjects == {"open"}
-    assert model.of("闭源模式有哪些优点？").kinds == {"advantages"} and model.of("闭源模式有哪些优点？").subjects == {"closed"}
+    closed = model.of("闭源模式有哪些优点？")
+    assert closed.kinds == {"advantages"} and closed.subjects == {"closed"}
     assert model.of("What is open source?").kinds == {"definition"}
     assert model.of("Any real-world examples?").kinds == {"examples"}
     assert model.of("Tell me about licensing.").kinds == frozenset()
@@ -114,7 +115,8 @@ def test_only_a_question_that_refers_back_is_a_follow_up():
 def test_an_independent_question_in_a_thread_is_answered_as_if_asked_alone(kb):
     """The console chat fed earlier questions into every search: three advantages became one."""
     question = "开源模式的主要优点是什么？"
-    alone, in_thread = kb.ask(question).to_dict(), kb.ask(question, history=["开源和闭源在成本上有什么区别？"]).to_dict()
+    alone = kb.ask(question).to_dict()
+    in_thread = kb.ask(question, history=["开源和闭源在成本上有什么区别？"]).to_dict()
     alone.pop("timings_ms"), in_thread.pop("timings_ms")
     assert in_thread == alone
 

@@ -1,7 +1,7 @@
 """`strategy-bot check`: the strategy check in the terminal, interactive or scripted.
 
 Runs the real click command against a copy of the built index. The knowledge base is given the
-session's already-loaded e5 model (via bot.cli.knowledge_base) instead of loading it again per
+session's already-loaded e5 model (via bot.cli_base.knowledge_base) instead of loading it again per
 invocation; one test runs the installed entry point as a subprocess.
 """
 from __future__ import annotations
@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from decision import DEFAULT_MODEL_PATH, load_decision_model
-
 from test_decision_engine import ALL_CLOSED, MIDDLE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +40,7 @@ def data_dir(tmp_path_factory, built_data_dir) -> Path:
 def run(monkeypatch, data_dir, e5):
     from retrieval.service import KnowledgeBase
 
-    monkeypatch.setattr("bot.cli.knowledge_base", lambda settings: KnowledgeBase(settings, e5))
+    monkeypatch.setattr("bot.cli_base.knowledge_base", lambda settings: KnowledgeBase(settings, e5))
 
     def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None):
         runner = CliRunner()

@@ -92,7 +92,8 @@ def test_each_chunk_stays_inside_one_section(chunks):
 
 
 def test_a_long_section_becomes_several_chunks_with_the_same_path():
-    paragraphs = "\n\n".join(f"第{i}段：开源模式能够降低企业的研发成本，并促进社区合作与快速迭代。" * 6 for i in range(12))
+    paragraphs = "\n\n".join(f"第{i}段：开源模式能够降低企业的研发成本，并促进社区合作与快速迭代。" * 6
+                             for i in range(12))
     text = f"# 标题\n\n## 第一章\n\n{paragraphs}\n\n## 第二章\n\n短短的一段。\n"
     result = Chunker(chunk_size=400).chunk(make_doc(text))
     first = [c for c in result if c.section == "第一章"]

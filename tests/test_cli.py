@@ -82,7 +82,8 @@ def test_ask_prints_an_answer_and_its_sources_for_a_person(fresh_data_dir):
     lines = done.stdout.splitlines()
     assert lines[0].endswith("[1]") and "来源" in lines
     sources = [line for line in lines if line.startswith("[")]
-    assert sources[0].startswith("[1] 开源还是闭源（二）：知识产权、数据隐私、成本与应用 › 9. 附录：常见问题与解答 › Q3")
+    assert sources[0].startswith("[1] 开源还是闭源（二）：知识产权、数据隐私、成本与应用 › "
+                                 "9. 附录：常见问题与解答 › Q3")
 
 
 # --- bad input ------------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ import pytest
 from bot.blocks import decision as ui
 from decision import evaluate, load_decision_model
 from decision.dialogue_store import Dialogue
-from decision.report import ReportCitation, Reason, StrategyReport
+from decision.report import Reason, ReportCitation, StrategyReport
 from slack_harness import message_problem
-
 from test_decision_engine import MIDDLE
 
 THREAD = "1700000000.000100"

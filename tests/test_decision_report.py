@@ -13,7 +13,6 @@ import pytest
 
 from decision import evaluate, load_decision_model
 from decision.report import Candidate, StrategyReport, _pick, build_report
-
 from test_decision_engine import ALL_CLOSED, ALL_OPEN, MIDDLE, profile
 
 HEADLINE = re.compile(r"^Recommendation: (Open source|Closed source|Hybrid)$")

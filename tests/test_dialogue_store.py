@@ -100,7 +100,8 @@ def test_back_from_a_finished_dialogue_reopens_the_last_question(model):
 
 
 def test_restart_forgets_answers_and_messages_but_keeps_who_and_why(model):
-    dialogue = answer_all(Dialogue("C1", "111.1", "U1", context="fintech"), model).with_message("data_sensitivity", "222.2")
+    dialogue = answer_all(Dialogue("C1", "111.1", "U1", context="fintech"), model)
+    dialogue = dialogue.with_message("data_sensitivity", "222.2")
     fresh = dialogue.restart()
     assert (fresh.step, dict(fresh.answers), dict(fresh.message_ts), fresh.status) == (0, {}, {}, ACTIVE)
     assert (fresh.user_id, fresh.context) == ("U1", "fintech")

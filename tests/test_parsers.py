@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from document_files import make_docx, make_html, make_pdf
 from knowledge.chunking import Chunker
 from knowledge.documents import load_document, load_folders
 from knowledge.parsers import ParseError, parse_file
-from document_files import make_docx, make_html, make_pdf
 
 
 def test_pdf_text_is_extracted_page_text():

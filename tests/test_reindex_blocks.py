@@ -30,7 +30,8 @@ def test_summary_shows_every_figure_and_escapes_names():
 
 def test_a_huge_summary_stays_within_slacks_limits():
     ids = [f"document-{i:04d}-" + "x" * 60 for i in range(2000)]
-    summary = BuildSummary(documents=2000, chunks=9000, added=ids, skipped=[(f"f{i}.pdf", "r" * 500) for i in range(99)])
+    skipped = [(f"f{i}.pdf", "r" * 500) for i in range(99)]
+    summary = BuildSummary(documents=2000, chunks=9000, added=ids, skipped=skipped)
     message = summary_message(summary)
     assert within_limits(message) and "and 1980 more" in all_text(message)
 

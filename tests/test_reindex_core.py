@@ -14,11 +14,11 @@ import threading
 import numpy as np
 import pytest
 
+from document_files import make_html
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.index_store import META_FILE, IndexBusy, KnowledgeIndex, NoDocuments
 from retrieval.service import KnowledgeBase
 from strategy_bot.settings import Settings
-from document_files import make_html
 
 CORPUS_IDS = ["open-vs-closed-concepts", "open-vs-closed-ip-privacy-cost"]
 ZEBRA = """# Zebra licensing memo

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_EVAL
-from knowledge.sentences import clean_markup, split_sentences
+from knowledge.sentences import clean_markup, is_quotable, split_sentences
 from retrieval.evaluation import evaluate, load_items
 from retrieval.search import rrf
 
@@ -31,7 +31,8 @@ ENGLISH_ON_TOPIC = ["What are the advantages of a closed-source model?",
                     "How should we handle data privacy if we open-source the model?"]
 OFF_TOPIC = ["How do I bake sourdough bread?", "how do I reset my VPN password?",
              "What's a good recipe for lasagna?", "Where can I park my bike at the office?",
-             "How do I change a flat tyre?", "怎么做酸面包？", "我的电脑连不上打印机怎么办？", "这个月的工资什么时候发？"]
+             "How do I change a flat tyre?", "怎么做酸面包？", "我的电脑连不上打印机怎么办？",
+             "这个月的工资什么时候发？"]
 
 
 def eval_items():
@@ -151,6 +152,24 @@ def test_answers_are_sentences_of_the_cited_passages(kb):
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     assert answer.citations[0].title.startswith("开源还是闭源")
     assert "平衡透明度与知识产权" in answer.citations[0].section + answer.citations[0].text
+
+
+def test_quotes_give_each_passage_a_quotable_sentence_of_its_own(kb):
+    """What the decision report quotes: one sentence per hit, from that passage, in search order."""
+    query = "开源与闭源相结合 开放模型部分功能，专有商业应用"
+    passages = kb.quotes(query, 5)
+    assert [p.hit.chunk.chunk_id for p in passages] == [h.chunk.chunk_id for h in kb.search(query, 5).hits]
+    for passage in passages:
+        assert passage.best is not None and is_quotable(passage.best.text)
+        assert plain(passage.best.text) in plain(passage.hit.chunk.text)
+    assert "开放模型部分功能，专有商业应用" in passages[0].best.text
+    weighted = kb.quotes(query, 5, overlap_weight=1.0)  # a sentence using the query's words gains
+    assert all(w.best.similarity > p.best.similarity for w, p in zip(weighted, passages))
+
+
+def plain(text: str) -> str:
+    """Text without Markdown emphasis and whitespace (sentences are stored without markup)."""
+    return re.sub(r"\s+", "", text.replace("**", "").replace("__", ""))
 
 
 def test_same_question_same_answer(kb):

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from bot.blocks.answer import (FEEDBACK_ACTION_PREFIX, answer_message, parse_feedback_value,
-                               simple_message)
+from bot.blocks.answer import FEEDBACK_ACTION_PREFIX, answer_message, parse_feedback_value, simple_message
 from bot.blocks.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, escape, plain_question, trim
 from retrieval.answer import Answer, Citation
 
 
-def citation(n: int, text: str = "开源模型可以建立社区。", title: str = "开源与闭源", section: str = "成本") -> Citation:
+def citation(n: int, text: str = "开源模型可以建立社区。", title: str = "开源与闭源",
+             section: str = "成本") -> Citation:
     return Citation(n=n, doc_id="doc", title=title, section=section, text=text, score=0.8, chunk_id=f"c{n}")
 
 

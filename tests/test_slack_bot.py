@@ -16,9 +16,23 @@ import pytest
 
 from bot.blocks.answer import answer_message
 from bot.blocks.text import slack_texts
-from slack_harness import (BOT_ID, BOT_USER_ID, CHANNEL_ID, DM_CHANNEL_ID, USER_ID, FakeSlackAPI,
-                                 block_action_payload, bot_settings, event_payload, mention_event, message_event,
-                                 new_ts, running_bot, slash_payload, url_verification_payload)
+from slack_harness import (
+    BOT_ID,
+    BOT_USER_ID,
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    USER_ID,
+    FakeSlackAPI,
+    block_action_payload,
+    bot_settings,
+    event_payload,
+    mention_event,
+    message_event,
+    new_ts,
+    running_bot,
+    slash_payload,
+    url_verification_payload,
+)
 
 QUESTION = "What are the long-term costs of open-sourcing a model?"
 
@@ -333,7 +347,8 @@ def test_feedback_clicks_are_recorded_and_acknowledged_in_the_thread(bot, slack)
     record = next(f for f in bot.services.feedback.all() if f.answer_id == answer_id)
     turn = bot.services.conversations.get(answer_id)
     assert record.question == QUESTION and record.citations == turn.citations and record.citations
-    assert {c["n"] for c in record.citations} == {int(s[2:].split("]")[0]) for s in sections(post) if s.startswith("*[")}
+    shown = {int(s[2:].split("]")[0]) for s in sections(post) if s.startswith("*[")}
+    assert {c["n"] for c in record.citations} == shown
 
 
 def test_feedback_on_an_unknown_answer_is_not_counted(bot, slack):

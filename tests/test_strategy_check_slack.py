@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,14 @@ import yaml
 
 from decision import DEFAULT_MODEL_PATH, DecisionModelError, load_decision_model
 from slack_harness import (
-    CHANNEL_ID, USER_ID, FakeSlackAPI, block_action_payload, bot_settings, running_bot, slash_payload,
+    CHANNEL_ID,
+    USER_ID,
+    FakeSlackAPI,
+    block_action_payload,
+    bot_settings,
+    running_bot,
+    slash_payload,
 )
-
 from test_decision_engine import ALL_CLOSED
 
 OTHER_USER = "U0OTHER02"
@@ -111,7 +118,7 @@ class StrategyThread:
     # Generous timeouts: a result embeds three queries, which can take seconds on a loaded machine.
     def wait_posts(self, count: int, timeout: float = 60.0) -> Message:
         self.slack.wait_for("chat.postMessage", count, timeout=timeout,
-                            where=lambda c: c.body.get("thread_ts") == self.ts and c.body.get("channel") == self.channel)
+                            where=lambda c: (c.body.get("thread_ts"), c.body.get("channel")) == (self.ts, self.channel))
         return self.posts()[count - 1]
 
     def wait_update(self, ts: str, count: int = 1, timeout: float = 60.0) -> Message:
@@ -280,7 +287,8 @@ def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(sl
         # Cancel, then Start over from the cancelled message.
         thread.click(restarted, "strategy_check:cancel")
         cancelled = thread.wait_update(restarted.ts)
-        assert "cancelled" in cancelled.all_text and bot.services.dialogues.get(CHANNEL_ID, thread.ts).status == "cancelled"
+        assert "cancelled" in cancelled.all_text
+        assert bot.services.dialogues.get(CHANNEL_ID, thread.ts).status == "cancelled"
         thread.click(cancelled, "strategy_check:restart")
         assert question_number(thread.wait_posts(count + 3)) == 1
 
@@ -362,6 +370,12 @@ def test_several_dialogues_run_at_once_in_different_threads(slack, data_dir, kb,
             assert question_number(thread.latest()) == 3
 
 
+def dialogues_in(bot, channel: str) -> int:
+    """Dialogues stored for a channel, whatever their thread (read from the store's SQLite file)."""
+    with closing(sqlite3.connect(bot.services.dialogues.path)) as db:
+        return db.execute("SELECT count(*) FROM dialogues WHERE channel_id = ?", (channel,)).fetchone()[0]
+
+
 def test_the_command_says_so_when_the_bot_cannot_post_in_the_channel(slack, data_dir, kb):
     slack.script("chat.postMessage", {"ok": False, "error": "not_in_channel"})
     with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
@@ -371,7 +385,9 @@ def test_the_command_says_so_when_the_bot_cannot_post_in_the_channel(slack, data
         ACK_MS.append(response.elapsed_ms)
         reply = slack.wait_for("response_url")[0]
         assert "not_in_channel" in reply.body["text"] and reply.body["response_type"] == "ephemeral"
-        assert bot.services.dialogues.get("C0PRIVATE", "") is None
+        slack.settle()
+        assert len(slack.calls("chat.postMessage")) == 1  # the refused anchor; no question was posted
+        assert dialogues_in(bot, "C0PRIVATE") == 0  # nothing half-started is kept
 
 
 def test_a_malformed_decision_model_stops_the_bot_at_start_up_naming_the_entry(slack, data_dir, kb, tmp_path):

@@ -22,7 +22,8 @@ def write_memory(folder, rows, language="en") -> None:
 
 
 def test_a_rendering_is_found_by_its_source_whatever_the_markup_and_spacing(tmp_path):
-    write_memory(tmp_path, [{"source": "高可达性：任何人都可以免费使用。", "en": "High accessibility: anyone may use it."}])
+    row = {"source": "高可达性：任何人都可以免费使用。", "en": "High accessibility: anyone may use it."}
+    write_memory(tmp_path, [row])
     memory = TranslationMemory.from_folders([tmp_path])
     assert memory.render("- **高可达性**：任何人都可以 免费使用。", "en") == "High accessibility: anyone may use it."
     assert memory.render("高可达性：任何人都可以免费使用。", "fr") is None

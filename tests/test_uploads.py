@@ -1,13 +1,11 @@
 """Storing a sent document safely: names, no overwriting, no broken files, where uploads go."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from document_files import make_pdf
 from knowledge.uploads import UploadRejected, check_upload, safe_file_name, store_upload
 from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR, Settings
-from document_files import make_pdf
 
 MB = 1_048_576
 
@@ -87,9 +85,3 @@ def test_uploads_go_beside_the_packaged_corpus_but_into_a_chosen_knowledge_dir(t
     chosen = Settings(data_dir=tmp_path / "data", knowledge_dir=tmp_path / "docs")
     assert chosen.upload_dir == tmp_path / "docs"
     assert chosen.knowledge_dirs == (tmp_path / "docs",)
-
-
-def test_settings_read_the_upload_limit_from_the_environment():
-    assert Settings.from_env({"MAX_UPLOAD_MB": "3"}, dotenv=False).max_upload_mb == 3
-    assert Settings().max_upload_mb == 20
-    assert isinstance(Settings().upload_dir, Path)

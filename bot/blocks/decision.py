@@ -17,7 +17,8 @@ import yaml
 from bot.blocks.text import escape, section, trim
 from decision.dialogue_store import Dialogue
 from decision.model import DecisionModel, Question
-from decision.report import StrategyReport, load_templates as report_templates, score_lines, source_line, tie_note
+from decision.report import StrategyReport, score_lines, source_line, tie_note
+from decision.report import load_templates as report_templates
 
 TEXTS_PATH = Path(__file__).resolve().parent.parent.parent / "prompts" / "strategy_check_slack.yaml"
 
