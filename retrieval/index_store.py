@@ -56,12 +56,13 @@ from knowledge.documents import LoadReport, SourceDocument, candidate_files, loa
 from knowledge.language import language_of
 from knowledge.parsers import ParseLimits, supported_suffixes
 from knowledge.sentences import Sentence, sentences_in_context
+from retrieval.background_vectors import background_sha, read_background, read_shipped
 from retrieval.crosslingual import build_term_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.lexical import LexicalIndex
 from retrieval.similarity import as_float64, exact, pairwise
 from retrieval.thesaurus import build_synonym_map
-from retrieval.vector_cache import Progress, VectorCache, glosses_for, text_sha
+from retrieval.vector_cache import Progress, VectorCache, glosses_for
 from retrieval.vector_store import DOCSTORE_FILE, VECTORS_FILE, FaissVectorStore, read_documents, read_vectors
 from strategy_bot.tuning import IndexTuning, default_tuning
 
@@ -222,14 +223,6 @@ def document_to_chunk(doc: Document) -> Chunk:
     m = doc.metadata
     return Chunk(chunk_id=m["chunk_id"], doc_id=m["doc_id"], title=m["title"], section=m["section"],
                  text=doc.page_content, ordinal=int(m["ordinal"]), kind=m.get("kind", "text"))
-
-
-def read_background(path: Path) -> list[str]:
-    """Background sentences: one per line, `#` comments and blank lines ignored."""
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 class IndexStore:
@@ -429,6 +422,10 @@ class IndexStore:
         sentences = [(i, s) for i, c in enumerate(chunks) if c.kind == "text" for s in sentences_in_context(c.text)]
         sentence_rows = [{"chunk": i, "text": s.text, "context": list(s.context)} for i, s in sentences]
         background = read_background(self.background_file)
+        shipped = read_shipped(self.background_file, self.embeddings.model_id, background_sha(background))
+        if shipped is not None:  # a first build need not embed the background (retrieval/background_vectors.py)
+            cache.remember(background, shipped.passages)
+            cache.remember(background, shipped.queries, as_query=True)
 
         chunk_texts = [c.embedding_text() for c in chunks]
         vocabulary = LexicalIndex(chunk_texts).vocabulary
@@ -458,7 +455,7 @@ class IndexStore:
             built_by=built_by,
             documents=[DocumentEntry(d.doc_id, d.title, d.path.name, d.sha256, len(chunks_by_doc[d.doc_id]))
                        for d in documents],
-            chunk_count=len(chunks), background_sha256=text_sha("\n".join(background)),
+            chunk_count=len(chunks), background_sha256=background_sha(background),
             files={p.name: fingerprint(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != META_FILE},
         )
         # meta.json last: a folder without it is an unfinished build and is never loaded.

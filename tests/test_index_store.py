@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 
 from cli_helpers import REPO, cli_env, start_cli
+from retrieval.background_vectors import read_background
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
-from retrieval.index_store import META_FILE, IndexBusy, IndexCorrupt, IndexModelMismatch, IndexStore, read_background
+from retrieval.index_store import META_FILE, IndexBusy, IndexCorrupt, IndexModelMismatch, IndexStore
 from retrieval.service import BACKGROUND_FILE, GLOSSARY_FILE, KnowledgeBase
 from strategy_bot.settings import Settings
 
