@@ -164,17 +164,17 @@ def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent, tun
                 blocks[(n, owner)] = lists[owner]
             context = " ".join(index.sentences[s.row].get("context", []))
             labels = lists[owner].describes() if owner is not None else context
-            adjusted = s.similarity - tuning.passage_rank_penalty * s.rank + model.adjustment(intent, labels, s.text)
+            fit = model.adjustment(intent, labels, s.text, tuning)
+            adjusted = s.similarity - tuning.passage_rank_penalty * s.rank + fit
             found.append(_Candidate(adjusted, n, s.row, s.text, (n, owner) if owner is not None else None))
     found.sort(key=lambda c: (-c.score, c.n, c.row))
     return found
 
 
 def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], ListBlock],
-                 intent: Intent) -> Picked | None:
+                 intent: Intent, weights: AnswerTuning) -> Picked | None:
     """The whole list whose best item is about as good as the best sentence, when the question
     asks for a kind of list (advantages, drawbacks, steps, examples), never for a definition."""
-    weights = load_intents().weights
     if not intent.kinds or "definition" in intent.kinds:
         return None
     best = candidates[0].score
@@ -209,7 +209,7 @@ def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent:
     candidates = _candidates(index, result, intent, tuning, blocks)
     if not candidates:
         return Picked([], is_list=False)
-    listed = _list_answer(candidates, blocks, intent)
+    listed = _list_answer(candidates, blocks, intent, tuning)
     if listed is not None:
         return listed
     best = candidates[0].score

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from strategy_bot.settings import PROMPTS_DIR
+from strategy_bot.tuning import AnswerTuning, default_tuning
 
 INTENTS_FILE = PROMPTS_DIR / "answer_intents.yaml"
 
@@ -24,16 +25,6 @@ INTENTS_FILE = PROMPTS_DIR / "answer_intents.yaml"
 class Intent:
     kinds: frozenset[str]  # what the question asks for ({"advantages"}; empty: anything relevant)
     subjects: frozenset[str]  # which model it is about ({"closed"}; empty: not said)
-
-
-@dataclass(frozen=True)
-class Weights:
-    list_slack: float
-    intent_bonus: float
-    opposite_penalty: float
-    subject_penalty: float
-    definition_penalty: float
-    max_list_items: int
 
 
 def _matcher(words: list[str]) -> re.Pattern[str]:
@@ -52,7 +43,6 @@ class IntentModel:
         self._subjects = {name: _matcher(entry["en"] + entry["zh"]) for name, entry in data["subjects"].items()}
         self.opposites: dict[str, str] = dict(data["opposites"])
         self._definition = _matcher(data["definition_markers"])
-        self.weights = Weights(**data["weights"])
         self._specifics = [(_matcher(entry["asks"]["en"] + entry["asks"]["zh"]), re.compile(entry["evidence"]),
                              entry["what"], bool(entry.get("a_list_answers"))) for entry in data["specifics"].values()]
         follow = data["follow_up"]
@@ -119,10 +109,11 @@ class IntentModel:
     def is_definition(self, sentence: str) -> bool:
         return bool(self._definition.search(sentence))
 
-    def adjustment(self, intent: Intent, labels: str, sentence: str) -> float:
+    def adjustment(self, intent: Intent, labels: str, sentence: str, weights: AnswerTuning | None = None) -> float:
         """How much better (or worse) a sentence fits the question than its similarity says,
-        from the labels of the list it sits in and whether it is a definition."""
-        w, score = self.weights, 0.0
+        from the labels of the list it sits in and whether it is a definition (the weights:
+        prompts/ranking.yaml `answer`)."""
+        w, score = weights or default_tuning().answer, 0.0
         kinds = self.kinds_labelled(labels)
         if intent.kinds & kinds:
             score += w.intent_bonus

@@ -49,6 +49,12 @@ class AnswerTuning:
     passages: int = bounded(1, 20)
     sentence_slack: float = bounded(0.0, 2.0)
     passage_rank_penalty: float = bounded(0.0, 1.0)
+    list_slack: float = bounded(0.0, 2.0)
+    intent_bonus: float = bounded(0.0, 1.0)
+    opposite_penalty: float = bounded(0.0, 2.0)
+    subject_penalty: float = bounded(0.0, 2.0)
+    definition_penalty: float = bounded(0.0, 2.0)
+    max_list_items: int = bounded(2, 20)
 
 
 @dataclass(frozen=True)
