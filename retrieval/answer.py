@@ -6,7 +6,7 @@ output (ties are broken by position, never by chance).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -35,6 +35,7 @@ class Citation:
     text: str
     score: float
     chunk_id: str
+    rank: int = 0  # the passage's place in the search ranking (1: best); `n` is its place in the answer
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def load_templates(path: Path = PROMPTS_DIR / "answers.yaml") -> dict:
 
 def citation_for(n: int, hit: Hit) -> Citation:
     return Citation(n=n, doc_id=hit.chunk.doc_id, title=hit.chunk.title, section=hit.chunk.section,
-                    text=hit.chunk.text, score=round(hit.dense, 4), chunk_id=hit.chunk.chunk_id)
+                    text=hit.chunk.text, score=round(hit.dense, 4), chunk_id=hit.chunk.chunk_id, rank=n)
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,17 @@ def lead_line(templates: dict, language: str, quotes: list[Quote]) -> str:
     return templates["lead_translated" if translated else "lead"][language]
 
 
+def cite_in_order_of_use(quotes: list[Quote], citations: list[Citation]) -> tuple[list[Quote], list[Citation]]:
+    """Number the passages the answer quotes first, in the order it quotes them; the others
+    follow as further reading. A reader meets [1], [2]… in order, and [1] is what the answer rests on."""
+    used = list(dict.fromkeys(q.n for q in quotes))
+    order = used + [c.n for c in citations if c.n not in used]
+    number = {old: new for new, old in enumerate(order, start=1)}
+    by_old = {c.n: c for c in citations}
+    renumbered = [replace(by_old[old], n=number[old]) for old in order]
+    return [replace(q, n=number[q.n]) for q in quotes], renumbered
+
+
 def partial_line(templates: dict, language: str, quotes: list[Quote], missing: str) -> str:
     """"The documents don't give X; the closest they say is:" (noting translated quotes)."""
     translated = any(q.text != q.source for q in quotes)
@@ -277,7 +289,7 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]
-    quotes = render_quotes(quoted, result, language, translations)
+    quotes, citations = cite_in_order_of_use(render_quotes(quoted, result, language, translations), citations)
     missing = load_intents().not_given(question, "\n".join(q.source for q in quotes), language, picked.is_list)
     if missing is None:
         lead = lead_line(templates, language, quotes)

@@ -157,7 +157,8 @@ def evaluate(kb: KnowledgeBase, items: list[EvalItem], mode: str = "hybrid", wit
         answer: Answer | None = None
         if with_answers:
             answer = kb.ask(item.question, history=history, mode=mode)
-            passages = [(c.section, c.text) for c in answer.citations]
+            # retrieval is scored in search order; the answer numbers its sources in order of use
+            passages = [(c.section, c.text) for c in sorted(answer.citations, key=lambda c: c.rank or c.n)]
             declined = answer.abstained
         else:
             result = kb.search(item.question, k=5, mode=mode, history=history)

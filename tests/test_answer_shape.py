@@ -147,3 +147,15 @@ def test_a_near_domain_question_is_partial_never_answered_as_if_covered(kb):
         assert not answer.abstained and answer.to_dict()["coverage"] == "partial"
     covered = kb.ask("What are the advantages of a closed-source model?")
     assert covered.coverage == "answered" and kb.ask("How do I bake sourdough bread?").coverage == "declined"
+
+
+def test_sources_are_numbered_in_the_order_the_answer_uses_them(kb):
+    """[1] is the passage the answer rests on, whatever its search rank; unused passages follow."""
+    answer = kb.ask("闭源模式有哪些优点？")
+    used = list(dict.fromkeys(q.n for q in answer.quotes))
+    assert used == list(range(1, len(used) + 1))
+    assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
+    assert sorted(c.rank for c in answer.citations) == list(range(1, len(answer.citations) + 1))
+    assert any(c.rank != c.n for c in answer.citations)  # here the list comes from a lower-ranked passage
+    cited = {c.n: c.text for c in answer.citations}
+    assert all(q.source in cited[q.n].replace("**", "") for q in answer.quotes)
