@@ -28,7 +28,10 @@ def print_answer(answer: Answer) -> None:
     heading = templates["closest_intro" if answer.abstained else "sources_heading"][answer.language]
     console.print(f"\n[bold]{escape(heading)}[/bold]")
     originals = translated_originals(answer)  # what the translated quotes render, as written
+    used = {quote.n for quote in answer.quotes}
     for citation in listed:
+        if used and citation.n == len(used) + 1 and citation.n not in used:
+            console.print(f"[bold]{escape(templates['see_also'][answer.language])}[/bold]")
         console.print(f"[cyan]{escape(format_citation(citation))}[/cyan]")
         quote = " ".join(originals.get(citation.n, citation.text).split())
         console.print(f"    [dim]{escape(quote[:QUOTE_CHARS])}{'…' if len(quote) > QUOTE_CHARS else ''}[/dim]")

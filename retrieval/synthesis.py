@@ -152,7 +152,8 @@ class Synthesiser:
         if checked.removed:
             log.info("%s: removed citation markers naming no given passage: %s", self.label,
                      ", ".join(checked.removed))
-        return replace(extractive, answer=checked.text, generated_by=self.label,
+        # the model's own sentences quote nothing verbatim: no `quotes`, and every source may be cited
+        return replace(extractive, answer=checked.text, generated_by=self.label, quotes=[],
                        timings_ms=_timed(extractive, started))
 
     def _fallback(self, extractive: Answer, reason: str, started: float) -> Answer:

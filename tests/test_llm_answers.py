@@ -105,6 +105,7 @@ def test_a_cited_answer_is_passed_through(llm_kb, extractive, fake_llm):
     assert answer.answer == written
     assert answer.generated_by == "openai:fake-model"
     assert answer.citations == extractive.citations and not answer.abstained
+    assert extractive.quotes and answer.quotes == []  # the model's sentences are not quotes of the documents
     assert answer.timings_ms["generate"] > 0
     [request] = fake_llm.requests
     assert request.path == "/v1/chat/completions"

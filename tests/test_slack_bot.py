@@ -170,6 +170,11 @@ def test_an_english_mention_is_answered_in_english_with_the_originals_under_sour
     for quote in answer.quotes:
         assert quote.text[:40] in texts[0]
         assert quote.source[:20] in sources
+    # the sources it quotes come first; the others follow under "See also"
+    used = {q.n for q in answer.quotes}
+    assert texts.index("*Sources*") < texts.index("*See also*")
+    numbers = [int(t[2]) for t in texts if t.startswith("*[")]
+    assert numbers[: len(used)] == sorted(used) and numbers == sorted(numbers)
 
 
 def test_mention_inside_a_thread_is_answered_in_that_thread(bot, slack):

@@ -37,12 +37,17 @@ def answer_message(answer: Answer, answer_id: int) -> Message:
     body = answer_sections(answer.answer, limits)
     listed = answer.closest if answer.abstained else answer.citations
     tail = [feedback_actions(answer_id)]
-    room = MAX_BLOCKS - len(body) - len(tail) - 1
+    used = {quote.n for quote in answer.quotes}
+    further = [c for c in listed if used and c.n not in used]  # passages the answer does not quote
+    room = MAX_BLOCKS - len(body) - len(tail) - 1 - (1 if further else 0)
     originals = translated_originals(answer)
-    sources = [source_block(c, limits, originals.get(c.n)) for c in listed[: max(room, 0)]]
+    shown = listed[: max(room, 0)]
+    sources = [source_block(c, limits, originals.get(c.n)) for c in shown if c not in further]
+    see_also = [source_block(c, limits) for c in shown if c in further]
     heading = [section(f"*{escape(sources_heading(answer))}*")] if sources else []
+    see_also_heading = [section(f"*{escape(template_for(answer, 'see_also'))}*")] if see_also else []
     return Message(text=notification_text(answer.answer, limits["notification_chars"]),
-                   blocks=[*body, *heading, *sources, *tail])
+                   blocks=[*body, *heading, *sources, *see_also_heading, *see_also, *tail])
 
 
 def draft_message(text: str) -> Message:
@@ -53,9 +58,13 @@ def draft_message(text: str) -> Message:
 
 
 def sources_heading(answer: Answer) -> str:
-    templates = load_templates()
-    key = "closest_intro" if answer.abstained else "sources_heading"
-    return templates[key].get(answer.language, templates[key]["en"])
+    return template_for(answer, "closest_intro" if answer.abstained else "sources_heading")
+
+
+def template_for(answer: Answer, key: str) -> str:
+    """An answer template in the answer's language (English when it has none in that language)."""
+    texts = load_templates()[key]
+    return texts.get(answer.language, texts["en"])
 
 
 def answer_sections(text: str, limits: dict) -> list[dict]:
