@@ -124,12 +124,6 @@ def quotable_sentences(index: KnowledgeIndex, result: SearchResult, passages: in
     return quoted
 
 
-def pick_sentences(index: KnowledgeIndex, result: SearchResult, limit: int,
-                   intent: Intent | None = None, tuning: AnswerTuning | None = None) -> list[tuple[int, str]]:
-    """(citation number, sentence) pairs: the best-matching sentences of the top passages."""
-    return pick_quotes(index, result, limit, intent, tuning).quotes
-
-
 @dataclass(frozen=True)
 class Picked:
     quotes: list[tuple[int, str]]  # (citation number, original text), in reading order

@@ -51,7 +51,6 @@ class EvalReport:
     points_total: int = 0
     points_covered: int = 0
     keypoint_recalls: list[float] = field(default_factory=list)  # one per answered question with points
-    english_questions: int = 0
     english_answers: int = 0  # English questions answered (not declined) in English
     english_answered: int = 0
     answer_chars: list[int] = field(default_factory=list)
@@ -151,8 +150,6 @@ def evaluate(kb: KnowledgeBase, items: list[EvalItem], mode: str = "hybrid", wit
     report = EvalReport()
     questions = {item.id: item.question for item in items}
     for item in items:
-        if item.lang == "en" or language_of(item.question) == "en":
-            report.english_questions += 1
         history = [questions[item.follows]] if item.follows in questions else []
         answer: Answer | None = None
         if with_answers:
