@@ -13,20 +13,37 @@ cross-lingual questions get their own (lower) margin.
 
 A question that names something the documents never mention ("Apache 2.0 vs MIT",
 "Kubernetes", "A100") asks about that thing; passages on neighbouring topics
-(开源协议) score close to it all the same. Such a question must clear a higher margin.
+(开源协议) score close to it all the same. Such a question must clear a higher margin; one
+that clears most of it is answered as partial, saying first what the documents never mention.
+Ordinals ("the 2nd article") and everyday abbreviations ("our CFO", "for the PPT") are not
+names of things asked about.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
+
+import yaml
 
 from knowledge.language import CJK
 from retrieval.search import SearchResult
+from strategy_bot.settings import PROMPTS_DIR
 
 LATIN_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+#\-]*[A-Za-z0-9+#]|[A-Za-z0-9]")
 SENTENCE_START = re.compile(r"(?:^|[.?!。？！]\s*)[\"'“‘(]*")  # ends where a sentence's first word begins
 TITLE = re.compile(r"《([^《》]{1,60})》")  # a Chinese title: a book, a law, a course
+ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
+ABBREVIATIONS_FILE = PROMPTS_DIR / "everyday_abbreviations.yaml"
+
+
+@lru_cache(maxsize=1)
+def everyday_abbreviations() -> frozenset[str]:
+    """Roles, formats and chat shorthand (prompts/everyday_abbreviations.yaml): capitals that
+    say who asks or what for, not a thing the documents would have to mention."""
+    data = yaml.safe_load(ABBREVIATIONS_FILE.read_text(encoding="utf-8"))
+    return frozenset(str(word).upper() for group in data.values() for word in group)
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,7 @@ class DeclinePolicy:
     same_language_margin: float
     cross_lingual_margin: float
     unknown_name_margin: float  # added to the margin when the question names what the documents never do
+    unknown_name_partial_margin: float = 0.0  # from here up to unknown_name_margin: a partial answer
 
 
 def margin(result: SearchResult) -> float:
@@ -52,13 +70,23 @@ def should_decline(result: SearchResult, policy: DeclinePolicy, *, cross_lingual
     return margin(result) < required
 
 
+def answers_in_part(result: SearchResult, policy: DeclinePolicy, *, cross_lingual: bool) -> bool:
+    """For a question naming what the documents never mention, that `should_decline` declined:
+    whether it is close enough to the documents for "they don't mention X; the closest they say
+    is …" (a partial answer) rather than a bare decline."""
+    required = policy.cross_lingual_margin if cross_lingual else policy.same_language_margin
+    return bool(result.hits) and margin(result) >= required + policy.unknown_name_partial_margin
+
+
 def is_name(token: str, at_sentence_start: bool, in_chinese: bool) -> bool:
     """A product, company, standard or model name: "MIT", "Kubernetes", "A100", "GPT-4".
 
     Capitals are the cue, except for an English sentence's first word ("What", "Should");
     a Chinese question has no such first word. Plain numbers ("2018") and "I" are not names.
     """
-    if len(token) < 2 or not any(c.isalpha() for c in token):  # "I", "2018"
+    if len(token) < 2 or not any(c.isalpha() for c in token) or ORDINAL.fullmatch(token):  # "I", "2018", "2nd"
+        return False
+    if token.upper() in everyday_abbreviations():  # "our CFO asks…", "for the PPT": not what is asked about
         return False
     if any(c.isdigit() for c in token) or (token.isupper() and len(token) > 1):
         return True

@@ -9,7 +9,10 @@ Layout under `DATA_DIR`:
         sentences.npy, sentences.json   sentence vectors for extractive answers
         background.npy, background.json  off-topic background sentences and vectors, for declining
         background_queries.npy      the same sentences embedded as questions
-        gloss.npy, gloss.json       word-by-word English glosses of the chunks (crosslingual.py)
+        gloss.npy, gloss.json       each chunk in the other language: its reviewed rendering from the
+                                    translation memory (renderings.py), else a word-by-word gloss
+                                    (crosslingual.py); rendered.json says which
+        sentence_views.npy, sentence_views.json   the sentences' renderings, where the memory has one
         term_map.json               English words -> the corpus's Chinese words (crosslingual.py)
         synonym_map.json            Chinese words the corpus lacks -> its synonyms of them (thesaurus.py)
     reindex.lock                    held while a build runs (one at a time)
@@ -56,10 +59,12 @@ from knowledge.documents import LoadReport, SourceDocument, candidate_files, loa
 from knowledge.language import language_of
 from knowledge.parsers import ParseLimits, supported_suffixes
 from knowledge.sentences import Sentence, sentences_in_context
+from knowledge.translations import TranslationMemory
 from retrieval.background_vectors import background_sha, read_background, read_shipped
 from retrieval.crosslingual import build_term_map
 from retrieval.embeddings import VectorEmbeddings
-from retrieval.lexical import LexicalIndex
+from retrieval.lexical import LexicalIndex, view_tokens
+from retrieval.renderings import chunk_renderings, other_language
 from retrieval.similarity import as_float64, exact, pairwise
 from retrieval.thesaurus import build_synonym_map
 from retrieval.vector_cache import Progress, VectorCache, glosses_for
@@ -67,8 +72,11 @@ from retrieval.vector_store import DOCSTORE_FILE, VECTORS_FILE, FaissVectorStore
 from strategy_bot.tuning import IndexTuning, default_tuning
 
 # What an index holds. 2: sentence views under their list labels, and synonym_map.json.
+# 3: the other-language view is the translation memory's rendering where it has one (rendered.json).
 # An index of an older format still loads, but KnowledgeBase rebuilds it on first use.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+RENDERED_FILE = "rendered.json"
+SENTENCE_VIEWS = "sentence_views"
 META_FILE = "meta.json"
 TERM_MAP_FILE = "term_map.json"
 SYNONYM_MAP_FILE = "synonym_map.json"
@@ -191,8 +199,12 @@ class KnowledgeIndex:
     sentences: list[dict]  # {"chunk": position, "text": str}
     background: np.ndarray
     path: Path
-    gloss_vectors: np.ndarray | None = None  # English glosses of the chunks (same order)
+    gloss_vectors: np.ndarray | None = None  # the chunks in the other language (same order; see gloss.json)
     background_queries: np.ndarray | None = None  # the background sentences embedded as questions
+    view_texts: list[str] | None = None  # what gloss_vectors embed: a rendering or a gloss per chunk
+    rendered: list[bool] | None = None  # which of them are reviewed renderings (only those rank)
+    sentence_view_vectors: np.ndarray | None = None  # renderings of sentences (see sentence_views)
+    sentence_views: list[dict] | None = None  # {"sentence": position in `sentences`, "text": rendering}
 
     @property
     def chunk_vectors(self) -> np.ndarray:
@@ -209,6 +221,20 @@ class KnowledgeIndex:
         self.language = corpus_language(self.chunks)
         self.chunk_baseline = similarity_baseline(self._chunk_vectors, self.background_queries)
         self.sentence_baseline = similarity_baseline(self.sentence_vectors, self.background_queries)
+        self.rendered_mask = np.array(self.rendered if self.rendered is not None else [False] * len(self.chunks),
+                                      dtype=bool)
+        views = self.view_texts if self.view_texts is not None else [""] * len(self.chunks)
+        # BM25 over the renderings only (a gloss is a bag of dictionary senses, not text to rank)
+        self.view_lexical = LexicalIndex([v if r else "" for v, r in zip(views, self.rendered_mask)],
+                                         tokenizer=view_tokens)
+        self.view_baseline = similarity_baseline(self.gloss_vectors, self.background_queries) \
+            if self.gloss_vectors is not None else None
+        rows = self.sentence_views or []
+        self.sentence_view_of = {r["sentence"]: j for j, r in enumerate(rows)}  # sentence row -> its rendering
+        self.sentence_view_owner = np.array([self.sentence_owner[r["sentence"]] for r in rows], dtype=np.int64)
+        if self.sentence_view_vectors is None:
+            self.sentence_view_vectors = np.zeros((0, self.store.embedding_model.dimension), np.float32)
+        self.sentence_view_baseline = similarity_baseline(self.sentence_view_vectors, self.background_queries)
         self._by_chunk: dict[int, list[int]] = {}
         for i, sentence in enumerate(self.sentences):
             self._by_chunk.setdefault(sentence["chunk"], []).append(i)
@@ -231,7 +257,9 @@ class IndexStore:
     def __init__(self, data_dir: Path, embeddings: VectorEmbeddings, background_file: Path,
                  chunker: Chunker | None = None, glossary_file: Path | None = None,
                  thesaurus: bool = True, parse_limits: ParseLimits | None = None,
-                 tuning: IndexTuning | None = None) -> None:
+                 tuning: IndexTuning | None = None, translation_folders: Sequence[Path] = ()) -> None:
+        # where translation memories lie besides the knowledge folders (the index-time cache)
+        self.translation_folders = [Path(f) for f in translation_folders]
         self.parse_limits = parse_limits  # what reading one document may cost (knowledge/parsers.py)
         self.glossary_file = glossary_file
         self.thesaurus = thesaurus  # Chinese synonyms for question words (thesaurus.py); off: none
@@ -293,6 +321,10 @@ class IndexStore:
             path=files.folder,
             gloss_vectors=files.array("gloss.npy"),
             background_queries=files.array("background_queries.npy"),
+            view_texts=files.json("gloss.json"),
+            rendered=files.json(RENDERED_FILE) if files.has(RENDERED_FILE) else None,
+            sentence_view_vectors=files.array(f"{SENTENCE_VIEWS}.npy") if files.has(f"{SENTENCE_VIEWS}.npy") else None,
+            sentence_views=files.json(f"{SENTENCE_VIEWS}.json") if files.has(f"{SENTENCE_VIEWS}.json") else None,
         )
 
     @contextmanager
@@ -335,7 +367,8 @@ class IndexStore:
             folder = self.builds_dir / build_id
             folder.mkdir(parents=True)
             try:
-                self._write_build(folder, report.documents, cache, summary, built_by, progress)
+                memory = TranslationMemory.from_folders([*folders, *self.translation_folders])
+                self._write_build(folder, report.documents, cache, summary, built_by, progress, memory)
                 self._swap(folder)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -415,7 +448,8 @@ class IndexStore:
         return summary
 
     def _write_build(self, folder: Path, documents: list[SourceDocument], cache: VectorCache,
-                     summary: BuildSummary, built_by: str, progress: Progress | None) -> None:
+                     summary: BuildSummary, built_by: str, progress: Progress | None,
+                     memory: TranslationMemory) -> None:
         chunks_by_doc = {doc.doc_id: self.chunker.chunk(doc) for doc in documents}
         chunks = [c for doc in documents for c in chunks_by_doc[doc.doc_id]]
         summary.chunks = len(chunks)
@@ -429,11 +463,16 @@ class IndexStore:
 
         chunk_texts = [c.embedding_text() for c in chunks]
         vocabulary = LexicalIndex(chunk_texts).vocabulary
-        gloss_texts = glosses_for(chunk_texts, cache, self.tuning.max_gloss_words)
+        gloss_texts, rendered = self._other_language_views(chunks, chunk_texts, cache, memory)
         chunk_vectors = cache.embed(self.embeddings, chunk_texts, "chunks", progress)
         gloss_vectors = cache.embed(self.embeddings, gloss_texts, "glosses", progress)
         sentence_vectors = cache.embed(self.embeddings, [s.embedding_text() for _, s in sentences], "sentences",
                                        progress)
+        target = other_language(corpus_language(chunks))
+        sentence_views = [{"sentence": i, "text": rendering} for i, (_, s) in enumerate(sentences)
+                          if (rendering := memory.render(s.text, target))]
+        sentence_view_vectors = cache.embed(self.embeddings, [r["text"] for r in sentence_views],
+                                            "sentence renderings", progress)
         background_vectors = cache.embed(self.embeddings, background, "background", progress)
         background_queries = cache.embed(self.embeddings, background, "background", progress, as_query=True)
         summary.embedded, summary.reused = cache.embedded, cache.reused
@@ -442,10 +481,12 @@ class IndexStore:
         store.add_vectors(chunk_vectors, [chunk_to_document(c) for c in chunks])
         store.save(folder)
         arrays = {"sentences": sentence_vectors, "background": background_vectors,
-                  "background_queries": background_queries, "gloss": gloss_vectors}
+                  "background_queries": background_queries, "gloss": gloss_vectors,
+                  SENTENCE_VIEWS: sentence_view_vectors}
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
         texts = {"sentences": sentence_rows, "background": background, "gloss": gloss_texts,
+                 RENDERED_FILE.removesuffix(".json"): rendered, SENTENCE_VIEWS: sentence_views,
                  TERM_MAP_FILE.removesuffix(".json"): build_term_map(set(vocabulary), self.glossary_file, self.tuning),
                  SYNONYM_MAP_FILE.removesuffix(".json"): build_synonym_map(vocabulary) if self.thesaurus else {}}
         for name, value in texts.items():
@@ -460,6 +501,16 @@ class IndexStore:
         )
         # meta.json last: a folder without it is an unfinished build and is never loaded.
         _write_json_durably(folder / META_FILE, asdict(meta))
+
+    def _other_language_views(self, chunks: list[Chunk], chunk_texts: list[str], cache: VectorCache,
+                              memory: TranslationMemory) -> tuple[list[str], list[bool]]:
+        """Each chunk's rendering where the translation memory covers it, else its gloss (only
+        those chunks are glossed: a gloss costs more to embed than its chunk)."""
+        renderings = chunk_renderings(chunks, memory, corpus_language(chunks), self.tuning.rendering_min_share)
+        missing = [i for i, r in enumerate(renderings) if r is None]
+        glosses = iter(glosses_for([chunk_texts[i] for i in missing], cache, self.tuning.max_gloss_words))
+        views = [r if r is not None else next(glosses) for r in renderings]
+        return views, [r is not None for r in renderings]
 
     def _swap(self, folder: Path) -> None:
         temp_link = self.data_dir / f".index-{uuid.uuid4().hex[:8]}"
@@ -633,6 +684,9 @@ def offer_reusable(files: BuildFiles, cache: VectorCache) -> list[str]:
     offers: list[tuple[tuple[str, ...], Callable[[], None]]] = [
         (("sentences.json", "sentences.npy"), lambda: cache.remember(sentence_texts(), files.array("sentences.npy"))),
         (("gloss.json", "gloss.npy"), lambda: cache.remember(files.json("gloss.json"), files.array("gloss.npy"))),
+        ((f"{SENTENCE_VIEWS}.json", f"{SENTENCE_VIEWS}.npy"),
+         lambda: cache.remember([r["text"] for r in files.json(f"{SENTENCE_VIEWS}.json")],
+                                files.array(f"{SENTENCE_VIEWS}.npy"))),
         (("background.json", "background.npy"),
          lambda: cache.remember(files.json("background.json"), files.array("background.npy"))),
         (("background.json", "background_queries.npy"),
@@ -642,8 +696,8 @@ def offer_reusable(files: BuildFiles, cache: VectorCache) -> list[str]:
         offers += [((VECTORS_FILE,), lambda: cache.remember(chunk_texts, _all_vectors(files.vectors()))),
                    (("gloss.json",), lambda: cache.remember_glosses(chunk_texts, files.json("gloss.json")))]
     for names, offer in offers:
-        if not lost.isdisjoint(names):
-            continue
+        if not lost.isdisjoint(names) or not all(files.has(name) for name in names):
+            continue  # damaged, or a file builds of an older format did not have
         try:
             offer()
         except IndexCorrupt as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import bm25s
 import numpy as np
@@ -17,6 +18,12 @@ from retrieval.tokens import STOPWORDS, is_chinese, stem, tokenize
 from strategy_bot.tuning import default_tuning
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+
+
+def view_tokens(text: str) -> list[str]:
+    """Tokens with English words stemmed: how the renderings view (renderings.py) is matched,
+    so "advantages" in a question meets "advantage" in a rendering."""
+    return [stem(t) if t.isascii() else t for t in tokenize(text)]
 
 
 @dataclass(frozen=True)
@@ -30,13 +37,14 @@ class LexicalIndex:
     """BM25 scores for a fixed list of texts; positions match the vector store's."""
 
     def __init__(self, texts: list[str], term_map: dict[str, list[str]] | None = None,
-                 synonym_map: dict[str, list[str]] | None = None) -> None:
+                 synonym_map: dict[str, list[str]] | None = None,
+                 tokenizer: Callable[[str], list[str]] = tokenize) -> None:
         self._size = len(texts)
         self.term_map = term_map or {}
         self.synonym_map = synonym_map or {}  # Chinese words the corpus lacks -> its synonyms (thesaurus.py)
         self._text = "\n".join(texts).lower()  # for names the tokens cannot show ("《…》" titles)
         self._bm25 = bm25s.BM25()
-        corpus = [tokenize(t) or ["\x00empty"] for t in texts]
+        corpus = [tokenizer(t) or ["\x00empty"] for t in texts]
         if corpus:
             self._bm25.index(corpus, show_progress=False)
         self.vocabulary = frozenset(token for doc in corpus for token in doc)

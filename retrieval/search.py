@@ -12,8 +12,11 @@ Dense score of a chunk, for a question q (all cosines of normalised e5 vectors):
 - An English question's words mapped to the corpus's Chinese words (crosslingual.py)
   are embedded too, and that pseudo-question's dense score is added with a small
   weight: e5 matches Chinese to Chinese better than English to Chinese.
-- The chunk's English gloss (crosslingual.py) is not part of the ranking (it lowered
-  recall in the benchmark) but counts for declining: see abstain.py.
+- A question in the other language than the documents is also matched against each
+  passage's reviewed rendering (renderings.py), densely and with BM25 (English words
+  stemmed), with the tuned weights; a passage without a rendering counts its own dense
+  score there instead. A word-by-word gloss, where there is no rendering, is not ranked
+  (it lowered recall in the benchmark) but counts for declining: see abstain.py.
 
 Lexical: plain reciprocal-rank fusion lowered recall for English questions here,
 because BM25 cannot match English words to Chinese text and its ranking is noise.
@@ -27,7 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from knowledge.chunking import Chunk
+from knowledge.language import language_of
 from retrieval.index_store import KnowledgeIndex
+from retrieval.lexical import view_tokens
 from retrieval.similarity import as_float64, cosines, exact, rank
 from strategy_bot.tuning import SearchTuning, default_tuning
 
@@ -84,6 +89,7 @@ class Searcher:
         self._sentences = as_float64(index.sentence_vectors) if len(index.sentences) else np.zeros((0, 0))
         self._background = as_float64(index.background)
         self._glosses = as_float64(index.gloss_vectors) if index.gloss_vectors is not None else None
+        self._sentence_views = as_float64(index.sentence_view_vectors)
 
     def cosines(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cosines of the question with every chunk and every sentence (computed once per vector)."""
@@ -113,6 +119,8 @@ class Searcher:
             pseudo = index.store.embedding_model.embed_query_vector(" ".join(prepared.translated))
             dense = dense + self.tuning.translated_query_weight * self.dense_score(*self.cosines(pseudo))
         lexical = index.lexical.scores(prepared.tokens)
+        view_dense, view_lexical = self._rendering_scores(query, vector, dense)
+        dense = dense + self.tuning.rendering_weight * view_dense
         if mode == "dense":
             fused = dense
         elif mode == "lexical":
@@ -120,7 +128,8 @@ class Searcher:
         else:
             rrf_k = self.tuning.rrf_k
             fused = (rrf(dense, rrf_k)
-                     + self.tuning.lexical_weight * coverage * np.where(lexical > 0, rrf(lexical, rrf_k), 0.0))
+                     + self.tuning.lexical_weight * coverage * np.where(lexical > 0, rrf(lexical, rrf_k), 0.0)
+                     + self.tuning.rendering_lexical_weight * np.where(view_lexical > 0, rrf(view_lexical, rrf_k), 0.0))
         order = [int(p) for p in rank(fused)[:k] if np.isfinite(fused[p])]
         hits = [Hit(p, index.chunks[p], float(fused[p]), float(chunk[p]), float(lexical[p])) for p in order]
         background = float(np.max(cosines(self._background, vector))) if len(index.background) else -1.0
@@ -128,3 +137,20 @@ class Searcher:
         best = float(max(chunk.max(), gloss.max(), sentences.max() if len(sentences) else -1.0))
         return SearchResult(hits=hits, query_vector=vector, best_dense=best,
                             best_background=background, coverage=coverage)
+
+    def _rendering_scores(self, query: str, vector: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The question against the passages' renderings, as `dense_score` does against the
+        originals (z(passage) + its best z(sentence)), and BM25; a passage without a rendering
+        counts its `own` dense score. Zeros for a question in the documents' language."""
+        index = self.index
+        zeros = np.zeros(len(index.chunks))
+        if self._glosses is None or not index.rendered_mask.any() or language_of(query) == index.language:
+            return zeros, zeros
+        view_z = zscores(cosines(self._glosses, vector), index.view_baseline)
+        best = np.full(len(index.chunks), -np.inf)
+        if len(self._sentence_views):
+            sentence_z = zscores(cosines(self._sentence_views, vector), index.sentence_view_baseline)
+            np.maximum.at(best, index.sentence_view_owner, sentence_z)
+        view = view_z + np.where(np.isfinite(best), best, view_z)
+        dense = np.where(index.rendered_mask, view, own)
+        return dense, index.view_lexical.scores(view_tokens(query)).astype(np.float64)

@@ -18,7 +18,7 @@ import numpy as np
 from knowledge.language import language_of
 from knowledge.parsers import ParseLimits
 from knowledge.translations import TranslationMemory
-from retrieval.abstain import DeclinePolicy, should_decline, unknown_names
+from retrieval.abstain import DeclinePolicy, answers_in_part, should_decline, unknown_names
 from retrieval.answer import Answer, QuotedPassage, compose, quotable_sentences
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
@@ -125,7 +125,8 @@ class KnowledgeBase:
     def store(self) -> IndexStore:
         return IndexStore(self.settings.data_dir, self.embeddings, BACKGROUND_FILE,
                           glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus,
-                          parse_limits=ParseLimits.from_settings(self.settings), tuning=self.tuning.index)
+                          parse_limits=ParseLimits.from_settings(self.settings), tuning=self.tuning.index,
+                          translation_folders=[cache_folder(self.settings.data_dir)])
 
     def index_exists(self) -> bool:
         return self.store.exists()
@@ -183,6 +184,9 @@ class KnowledgeBase:
                               progress=progress)
         new_index = store.load()
         summary.translated = self._translate_new_sentences(new_index)
+        if summary.translated:  # the new renderings become search views: an incremental build embeds only them
+            store.build(self.settings.knowledge_dirs, built_by=built_by, progress=progress)
+            new_index = store.load()
         with self._lock:
             self._set_index(new_index)
         return summary
@@ -351,7 +355,8 @@ class KnowledgeBase:
     @property
     def decline_policy(self) -> DeclinePolicy:
         d = self.tuning.decline
-        return DeclinePolicy(d.same_language_margin, d.cross_lingual_margin, d.unknown_name_margin)
+        return DeclinePolicy(d.same_language_margin, d.cross_lingual_margin, d.unknown_name_margin,
+                             d.unknown_name_partial_margin)
 
     def _extractive(self, question: str, history: Sequence[str], mode: str,
                     transcript: Sequence[tuple[str, str]]) -> Answer:
@@ -369,9 +374,13 @@ class KnowledgeBase:
         cross_lingual = language_of(text) != index.language
         unknown = unknown_names(text, index.lexical.mentions)
         declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown)
+        unmentioned: list[str] = []  # named in the question, never in the documents: said first in a partial answer
+        if declined and unknown and answers_in_part(result, self.decline_policy, cross_lingual=cross_lingual):
+            declined, unmentioned = False, unknown
         intent = self.intents.of(text, previous=history[-1] if history else None)
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
-                         unknown_names=unknown, translations=self._translations, intent=intent,
+                         unknown_names=unknown, unmentioned=unmentioned, translations=self._translations,
+                         intent=intent,
                          tuning=self.tuning.answer)
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,

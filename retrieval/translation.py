@@ -86,7 +86,7 @@ def cache_folder(data_dir: Path) -> Path:
     return Path(data_dir) / CACHE_FOLDER
 
 
-def _worth_translating(language: str) -> Callable[[str], bool]:
+def worth_translating(language: str) -> Callable[[str], bool]:
     """Texts worth translating out of the corpus's language: in a Chinese corpus whatever has
     Chinese in it (formulas, names and English asides are left as they are); in an English
     one, prose of three words or more."""
@@ -105,7 +105,7 @@ def translate_new_units(chunks: Iterable[Chunk], memory: TranslationMemory, data
     chunks = list(chunks)
     source = language_of("".join(chunk.text for chunk in chunks))
     target = "en" if source == "zh" else "zh"  # the other of the two languages the bot answers in
-    units = [u for u in units_of_chunks(chunks, keep=_worth_translating(source))
+    units = [u for u in units_of_chunks(chunks, keep=worth_translating(source))
              if memory.render(u.source, target) is None]
     run.left_for_later = max(0, len(units) - limit)
     for unit in units[:limit]:

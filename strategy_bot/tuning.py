@@ -42,6 +42,8 @@ class SearchTuning:
     translated_query_weight: float = bounded(0.0, 10.0)
     history_weight: float = bounded(0.0, 10.0)
     max_synonyms: int = bounded(0, 50)
+    rendering_weight: float = bounded(0.0, 10.0)
+    rendering_lexical_weight: float = bounded(0.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class DeclineTuning:
     same_language_margin: float = bounded(-2.0, 2.0)
     cross_lingual_margin: float = bounded(-2.0, 2.0)
     unknown_name_margin: float = bounded(-2.0, 2.0)
+    unknown_name_partial_margin: float = bounded(-2.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class IndexTuning:
     chunk_overlap: int = bounded(0, 5_000)
     max_translations: int = bounded(1, 50)
     max_gloss_words: int = bounded(1, 50)
+    rendering_min_share: float = bounded(0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.chunk_overlap >= self.chunk_size:

@@ -36,10 +36,25 @@ def fake_llm():
     server.stop()
 
 
+# What the model renders each unit of NEW_DOCUMENT as (a real rendering: search uses it too).
+RENDERINGS = {
+    "开源许可证的选择": "Choosing an open-source licence",
+    "宽松许可证": "Permissive licences",
+    "宽松许可证允许企业在闭源产品中使用开源模型。":
+        "Permissive licences allow companies to use open-source models in closed-source products.",
+    "宽松许可证降低了商业化的法律门槛。": "Permissive licences lower the legal barrier to commercialisation.",
+    "著作权保留许可证": "Copyleft licences",
+    "著作权保留许可证要求衍生作品同样开源。": "Copyleft licences require derivative works to be open source too.",
+    "著作权保留许可证会限制闭源商业应用。": "Copyleft licences restrict closed-source commercial use.",
+}
+
+
 def english_for(request) -> str:
-    """A stand-in translation: recognisable, one per source sentence, with no Chinese in it."""
+    """The rendering of the one unit the request asks for (one request per unit)."""
     source = request.message("user")
-    return f"EN({len(source)}): rendering of sentence {sum(map(ord, source)) % 9973}"
+    return next((english for chinese, english in RENDERINGS.items() if chinese in source and
+                 not any(other in source for other in RENDERINGS if other != chinese and chinese in other)),
+                f"EN({len(source)}): rendering of sentence {sum(map(ord, source)) % 9973}")
 
 
 def settings_for(knowledge_copy, data_dir, fake_llm, **extra) -> Settings:
@@ -75,7 +90,8 @@ def test_an_english_question_over_a_translated_document_is_answered_in_english(k
     assert answer.quotes and any(q.text == q.source for q in answer.quotes)  # Chinese question: as written
     settings = Settings(data_dir=fresh_data_dir, knowledge_dir=knowledge_copy)  # no provider at question time
     english = KnowledgeBase(settings).ask("What do permissive licences allow companies to do?")
-    rendered = [q for q in english.quotes if q.text.startswith("EN(")]
+    assert english.citations[0].title == "开源许可证的选择"  # found through its rendering
+    rendered = [q for q in english.quotes if q.text in RENDERINGS.values()]
     assert rendered and all(q.language == "en" and re.search(r"[\u3400-\u9fff]", q.source) for q in rendered)
 
 

@@ -20,6 +20,7 @@ from conftest import REPO, SHARED_EVAL
 from knowledge.sentences import clean_markup, is_quotable, split_sentences
 from retrieval.evaluation import evaluate, load_items
 from retrieval.search import rrf
+from strategy_bot.settings import Settings
 
 STRATEGY_EVAL = REPO / "eval" / "strategy_qa.jsonl"
 HOLDOUT_EVAL = REPO / "eval" / "holdout_qa.jsonl"  # written without sight of the system's results
@@ -111,10 +112,34 @@ def test_off_topic_questions_are_declined(kb, question):
 ])
 def test_a_question_about_something_the_documents_never_name_is_declined_and_says_so(kb, question, name):
     """Passages on licences in general (开源协议) score close to "Apache 2.0 vs MIT"; the
-    question is about MIT, which no document mentions, so it must clear a higher margin."""
+    question is about MIT, which no document mentions, so it must clear a higher margin. Close
+    to the documents, it may be answered in part, but the first line says MIT is not covered."""
     answer = kb.ask(question)
-    assert answer.abstained
+    assert answer.coverage in ("declined", "partial")
     assert name in answer.answer.split("\n")[0]
+
+
+@pytest.mark.parametrize("question", [
+    "our CFO keeps asking whether closed source is cheaper to run long term. what do the docs say?",
+    "which real world use cases does the 2nd article walk through?",
+])
+def test_who_asks_and_which_article_are_not_things_asked_about(kb, question):
+    """A role ("our CFO") or an ordinal ("the 2nd article") is not a name the documents must mention."""
+    assert kb.ask(question).coverage == "answered"
+
+
+def test_a_question_naming_what_the_documents_never_mention_but_close_to_them_is_answered_in_part(
+        built_data_dir, e5, kb):
+    """Between declining and answering: the margin clears the plain bar but not the one for
+    unknown names. The zone is widened here so that the test does not hang on one measured margin."""
+    from retrieval.service import KnowledgeBase
+
+    question = "We're expanding into SEA and the EU. Does open source help build an ecosystem across regions?"
+    assert kb.ask(question).coverage == "answered"  # clears even the bar for unknown names
+    wide = kb.tuning.with_values({"unknown_name_margin": 0.5, "unknown_name_partial_margin": -0.5})
+    answer = KnowledgeBase(Settings(data_dir=built_data_dir), e5, tuning=wide).ask(question)
+    assert answer.coverage == "partial" and not answer.abstained and answer.quotes
+    assert answer.answer.startswith("The documents don't give anything on SEA, EU; the closest they say is")
 
 
 def test_names_the_documents_do_mention_raise_no_bar(kb):
@@ -198,8 +223,8 @@ def test_a_follow_up_uses_the_thread_history(kb):
 
 def test_eval_quality(kb):
     """Retrieval quality stays well clear of a regression: floors three questions below what
-    was measured (our set 47/52 in the top five, MRR 0.72; hold-out 42/45, 0.73; the public
-    sample 10/10, 0.90), so a near-tie that moves on another machine cannot fail the suite,
+    was measured (our set 48/52 in the top five, MRR 0.81; hold-out 42/45, 0.74; the public
+    sample 10/10, 0.95), so a near-tie that moves on another machine cannot fail the suite,
     while losing a handful of questions does. The issue's bar itself (recall@5 >= 0.90,
     MRR >= 0.70) is reported by `strategy-bot eval` and benchmarks/run_benchmarks.py."""
     reports = {path.name: evaluate(kb, load_items(path)) for path in (STRATEGY_EVAL, HOLDOUT_EVAL)}
@@ -210,13 +235,15 @@ def test_eval_quality(kb):
               f"off-topic declined {report.declined}/{report.unanswerable}  "
               f"answerable declined {len(report.wrongly_declined)}  misses {report.misses}  "
               f"wrongly answered {report.wrongly_answered}")
-    measured_hits = {STRATEGY_EVAL.name: 47, HOLDOUT_EVAL.name: 42, SHARED_EVAL.name: 10}
-    mrr_floors = {STRATEGY_EVAL.name: 0.62, HOLDOUT_EVAL.name: 0.62, SHARED_EVAL.name: 0.70}
+    measured_hits = {STRATEGY_EVAL.name: 48, HOLDOUT_EVAL.name: 42, SHARED_EVAL.name: 10}
+    mrr_floors = {STRATEGY_EVAL.name: 0.70, HOLDOUT_EVAL.name: 0.64, SHARED_EVAL.name: 0.75}
     for name, report in reports.items():
         assert report.hits >= measured_hits[name] - 3, name
         assert report.mrr >= mrr_floors[name], name
         assert len(report.wrongly_declined) <= 2, name
-        assert report.declined >= report.unanswerable - 2, name
+        # an off-topic question is declined, or answered as partial saying what the documents lack
+        assert report.declined + report.unanswerable_partial >= report.unanswerable - 2, name
     for name in (STRATEGY_EVAL.name, SHARED_EVAL.name):
         if name in reports:
-            assert reports[name].unanswerable >= 1 and reports[name].declined >= reports[name].unanswerable - 1
+            report = reports[name]
+            assert report.unanswerable >= 1 and report.declined + report.unanswerable_partial >= report.unanswerable - 1
