@@ -271,9 +271,11 @@ def run() -> None:
 
 
 from bot.check_command import check  # noqa: E402  (the strategy check lives in its own module)
+from bot.db_command import db  # noqa: E402
 from bot.settings_command import settings_command  # noqa: E402
 
 cli.add_command(check)
+cli.add_command(db)
 cli.add_command(settings_command)
 
 
