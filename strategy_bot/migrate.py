@@ -22,8 +22,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-from strategy_bot.database import describe
+from strategy_bot.database import check_reachable, describe, engine_for
 from strategy_bot.legacy import import_legacy
+from strategy_bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,21 @@ def prepare(engine: Engine, data_dir: Path) -> None:
         upgrade(engine, data_dir)
     else:
         check_current(engine)
+
+
+def open_state(settings: Settings) -> Engine:
+    """The state database of a starting bot, reachable and at the current schema (see `prepare`).
+
+    Raises DatabaseUnavailable, SchemaNotCurrent or LegacyImportError, each one line for the user.
+    """
+    engine = engine_for(settings)
+    try:
+        check_reachable(engine)
+        prepare(engine, settings.data_dir)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def _known_revisions() -> set[str]:
