@@ -27,6 +27,8 @@ from strategy_bot.legacy import import_legacy
 from strategy_bot.settings import Settings
 
 log = logging.getLogger(__name__)
+# Alembic logs every step at INFO ("Context impl…", on each check too); the bot logs one line per upgrade.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key of the upgrade: any constant no other tool on the database uses ("strategy").
@@ -38,8 +40,6 @@ class SchemaNotCurrent(RuntimeError):
 
 
 def alembic_config() -> Config:
-    # Alembic logs each step at INFO; the bot logs one line per upgrade itself (below).
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -106,6 +106,7 @@ def open_state(settings: Settings) -> Engine:
     except BaseException:
         engine.dispose()
         raise
+    log.info("state database: %s, schema version %s", describe(engine), head())
     return engine
 
 

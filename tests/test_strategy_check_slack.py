@@ -361,6 +361,7 @@ def test_the_same_click_on_two_replicas_at_once_advances_the_dialogue_once(slack
     else:
         replicas = [bot_settings(tmp_path / "data", slack)] * 2
     with running_bot(replicas[0], kb=kb) as bot_a, running_bot(replicas[1], kb=kb) as bot_b:
+        assert bot_b.get("/healthz").json()["database"] == "ok"
         thread = StrategyThread(slack, bot_a, USER_ID, CHANNEL_ID).start()
         first = thread.latest()
         both_posted = threading.Barrier(2, timeout=20)
