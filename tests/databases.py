@@ -43,7 +43,8 @@ def postgres_schema() -> Iterator[str]:
         check_reachable(admin)
     except DatabaseUnavailable:
         admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {describe(admin)} (set DATABASE_URL to test against one)")
+        where = describe(admin).removeprefix("PostgreSQL ")
+        pytest.skip(f"PostgreSQL not reachable at {where} (set DATABASE_URL to test against one)")
     name = f"test_{uuid.uuid4().hex[:12]}"
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{name}"'))
