@@ -241,6 +241,9 @@ def _serve(settings: Settings) -> None:
     from bot.server import serve_forever
     from retrieval.llm import LLMUnavailable
     from retrieval.llm import check as check_llm
+    from strategy_bot.database import DatabaseUnavailable
+    from strategy_bot.legacy import LegacyImportError
+    from strategy_bot.migrate import SchemaNotCurrent
 
     if not settings.slack_bot_token:
         raise click.UsageError("SLACK_BOT_TOKEN is not set: the bot needs it to post in Slack (see .env.example).")
@@ -254,7 +257,8 @@ def _serve(settings: Settings) -> None:
     try:
         check_llm(settings)  # a misconfigured LLM_PROVIDER stops start-up with the fix, not every answer
         serve_forever(settings)
-    except (SlackSetupError, LLMUnavailable, TuningError) as exc:
+    except (SlackSetupError, LLMUnavailable, TuningError, DatabaseUnavailable, SchemaNotCurrent,
+            LegacyImportError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -271,9 +275,11 @@ def run() -> None:
 
 
 from bot.check_command import check  # noqa: E402  (the strategy check lives in its own module)
+from bot.db_command import db  # noqa: E402
 from bot.settings_command import settings_command  # noqa: E402
 
 cli.add_command(check)
+cli.add_command(db)
 cli.add_command(settings_command)
 
 

@@ -1,7 +1,8 @@
 """Everything the Slack listeners need, built once per process and handed to each listener module.
 
 Listeners get a `Services` instead of building their own knowledge base or stores:
-one loaded model and index per process, one connection per SQLite store, and tests
+one loaded model and index per process, one state database engine (SQLite or PostgreSQL,
+strategy_bot/database.py) shared by the stores, and tests
 can give the real server an already-loaded `KnowledgeBase`. Features add their own
 store as a field here (with a default) and build it in `build_services`.
 """
@@ -12,6 +13,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
+
 from bot.state.conversations import ConversationLog
 from bot.state.deliveries import DeliveryLog
 from bot.state.feedback import FeedbackLog
@@ -19,6 +22,7 @@ from decision.dialogue_store import DialogueStore
 from retrieval.embeddings import EmbeddingError
 from retrieval.index_store import IndexError_
 from retrieval.service import KnowledgeBase
+from strategy_bot.migrate import open_state
 from strategy_bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,8 @@ class Services:
     executor: ThreadPoolExecutor | None = None
     # /strategy-check questionnaires, one per thread (bot/listeners/strategy_check.py).
     dialogues: DialogueStore | None = None
+    # The state database the stores share; /healthz checks it answers.
+    database: Engine | None = None
 
     def load_index_in_background(self) -> threading.Thread:
         """Load (or first build) the index without holding up the HTTP server's start."""
@@ -72,17 +78,21 @@ class Services:
             store.close()
         if self.dialogues is not None:
             self.dialogues.close()
+        if self.database is not None:
+            self.database.dispose()
 
 
 def build_services(settings: Settings, kb: KnowledgeBase | None = None) -> Services:
     """The process's services; pass `kb` to share an already-loaded knowledge base (tests)."""
     data = settings.data_dir
+    database = open_state(settings)  # upgrades the embedded SQLite file; a shared database must be current
     return Services(
         settings=settings,
         kb=kb if kb is not None else KnowledgeBase(settings),
         deliveries=DeliveryLog(data / "slack_deliveries.sqlite3"),
-        conversations=ConversationLog(data / "slack_conversations.sqlite3"),
-        feedback=FeedbackLog(data / "slack_feedback.sqlite3"),
-        dialogues=DialogueStore(data / "dialogues.sqlite3"),
+        conversations=ConversationLog(database),
+        feedback=FeedbackLog(database),
+        dialogues=DialogueStore(database),
+        database=database,
         executor=ThreadPoolExecutor(max_workers=settings.slack_workers, thread_name_prefix="slack-listener"),
     )

@@ -30,6 +30,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.bolt_request import FormSafeBoltRequest, MalformedBody
 from bot.services import Services
+from strategy_bot.database import is_reachable
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,21 @@ class BotWsgiApp:
 
 
 def health(services: Services) -> tuple[str, dict]:
-    """200 once the index is loaded; 503 while it loads or after it failed to (with the reason)."""
+    """200 once the index is loaded and the state database answers; 503 while the index loads, after
+    it failed to (with the reason), or while the database does not answer. The database is named by
+    its engine only (`sqlite`, `postgresql`): its URL may hold a password."""
+    status, body = _index_health(services)
+    database = getattr(services, "database", None)
+    if database is None:
+        return status, body
+    reachable = is_reachable(database)
+    body = {**body, "database": "ok" if reachable else "unreachable", "database_engine": database.dialect.name}
+    if not reachable and status.startswith("200"):
+        return "503 Service Unavailable", {**body, "status": "error", "error": "the state database does not answer"}
+    return status, body
+
+
+def _index_health(services: Services) -> tuple[str, dict]:
     readiness = services.readiness
     if readiness.loaded.is_set() or services.kb.is_loaded:  # a question may have loaded it after a failure
         return "200 OK", {"status": "ok"}

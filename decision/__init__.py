@@ -1,7 +1,7 @@
 """Decision engine core: open source vs closed source vs hybrid for a large model.
 
 Knows nothing of Slack or retrieval. `model` loads the questionnaire data, `engine` scores answers
-and explains them, `dialogue_store` keeps per-thread questionnaire state in SQLite.
+and explains them, `dialogue_store` keeps per-thread questionnaire state in the state database.
 """
 
 from .engine import AnswerError, Change, Decision, Factor, Flip, evaluate, parse_answers

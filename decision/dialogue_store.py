@@ -1,20 +1,27 @@
-"""Questionnaire state per Slack thread, persisted in SQLite.
+"""Questionnaire state per Slack thread, persisted in the state database (SQLite or PostgreSQL).
 
 `Dialogue` holds the state and its transitions (answer, back, restart, cancel) as pure functions
 that return a new Dialogue, so they are trivial to test and never half-apply. `DialogueStore`
-only persists: one SQLite file in WAL mode, one connection, one lock, so a bot restart resumes
-every open questionnaire and concurrent Slack handler threads never interleave writes.
+only persists, in the `dialogues` table (strategy_bot/schema.py), so a bot restart resumes every
+open questionnaire.
+
+Saves are optimistic: every stored dialogue has a `version`, and a save succeeds only if the stored
+version is still the one the dialogue was read at (one conditional UPDATE, atomic on both engines).
+Two clicks of the same step, handled at once by two replicas, cannot both advance it: the second
+save raises `DialogueConflict` and the caller reloads. (Before, `INSERT OR REPLACE`: the last write won.)
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
+
+from sqlalchemy import Engine, Row, delete, select, update
+
+from strategy_bot.database import insert
+from strategy_bot.schema import dialogues
 
 from .model import DecisionModel, Question
 
@@ -38,6 +45,7 @@ class Dialogue:
     created_at: float = 0.0
     updated_at: float = 0.0
     message_ts: Mapping[str, str] = field(default_factory=dict)
+    version: int = 0  # the stored version this state was read at (0: never stored)
 
     def current_question(self, model: DecisionModel) -> Question | None:
         """The question to ask now, or None when the questionnaire is done."""
@@ -89,65 +97,67 @@ def _next_unanswered(model: DecisionModel, answers: Mapping[str, str], start: in
     return len(keys)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dialogues (
-    channel_id TEXT NOT NULL,
-    thread_ts  TEXT NOT NULL,
-    user_id    TEXT NOT NULL,
-    step       INTEGER NOT NULL,
-    answers    TEXT NOT NULL,
-    context    TEXT NOT NULL,
-    status     TEXT NOT NULL CHECK (status IN ('active', 'finished', 'cancelled')),
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    message_ts TEXT NOT NULL,
-    PRIMARY KEY (channel_id, thread_ts)
-)
-"""
+class DialogueConflict(Exception):
+    """The dialogue was saved by someone else (another click, another replica) since it was read."""
 
-_COLUMNS = "channel_id, thread_ts, user_id, step, answers, context, status, created_at, updated_at, message_ts"
+
+_KEY = (dialogues.c.channel_id, dialogues.c.thread_ts)
 
 
 class DialogueStore:
-    """SQLite persistence for Dialogues, keyed by (channel_id, thread_ts). Thread-safe."""
+    """Dialogues keyed by (channel_id, thread_ts), in the state database. Thread-safe."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-        with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            self._conn.execute(_SCHEMA)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def create(
         self, channel_id: str, thread_ts: str, user_id: str, context: str = "", now: float | None = None
     ) -> Dialogue:
-        """Start a questionnaire in a thread, replacing any earlier one there."""
+        """Start a questionnaire in a thread, replacing any earlier one there (whatever its version)."""
         stamp = time.time() if now is None else now
         dialogue = Dialogue(channel_id, thread_ts, user_id, context=context, created_at=stamp, updated_at=stamp)
-        return self._write(dialogue)
+        values = _values(dialogue)
+        statement = insert(self.engine, dialogues).values(**values, version=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(_KEY),
+            set_={**{k: v for k, v in values.items() if k not in ("channel_id", "thread_ts")},
+                  "version": dialogues.c.version + 1},
+        ).returning(dialogues.c.version)
+        with self.engine.begin() as connection:
+            version = connection.execute(statement).scalar_one()
+        return replace(dialogue, version=int(version))
 
     def get(self, channel_id: str, thread_ts: str) -> Dialogue | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM dialogues WHERE channel_id = ? AND thread_ts = ?", (channel_id, thread_ts)
-            ).fetchone()
+        with self.engine.connect() as connection:
+            row = connection.execute(select(dialogues).where(*_where(channel_id, thread_ts))).first()
         return _from_row(row) if row else None
 
     def save(self, dialogue: Dialogue, now: float | None = None) -> Dialogue:
-        """Persist the dialogue, stamping updated_at; returns the stamped copy."""
+        """Persist the dialogue, stamping updated_at; returns the stamped copy at its new version.
+
+        DialogueConflict when the stored dialogue is no longer at `dialogue.version` (someone else
+        saved it, or it was deleted): nothing is written, and the caller should reload.
+        """
         if dialogue.status not in STATUSES:
             raise ValueError(f"unknown dialogue status '{dialogue.status}'")
-        return self._write(replace(dialogue, updated_at=time.time() if now is None else now))
+        stamped = replace(dialogue, updated_at=time.time() if now is None else now)
+        values, version = _values(stamped), dialogue.version + 1
+        if dialogue.version == 0:  # never stored: insert it, unless someone else just did
+            statement = insert(self.engine, dialogues).values(**values, version=version).on_conflict_do_nothing()
+        else:
+            statement = (update(dialogues).where(*_where(dialogue.channel_id, dialogue.thread_ts),
+                                                 dialogues.c.version == dialogue.version)
+                         .values(**values, version=version))
+        with self.engine.begin() as connection:  # RETURNING: rowcount of an upsert is -1 on psycopg
+            written = connection.execute(statement.returning(dialogues.c.version)).all()
+        if len(written) != 1:
+            raise DialogueConflict(f"dialogue {dialogue.channel_id}/{dialogue.thread_ts} was changed since "
+                                   f"version {dialogue.version}")
+        return replace(stamped, version=version)
 
     def delete(self, channel_id: str, thread_ts: str) -> bool:
-        with self._lock, self._conn:
-            cursor = self._conn.execute(
-                "DELETE FROM dialogues WHERE channel_id = ? AND thread_ts = ?", (channel_id, thread_ts)
-            )
-        return cursor.rowcount > 0
+        with self.engine.begin() as connection:
+            return connection.execute(delete(dialogues).where(*_where(channel_id, thread_ts))).rowcount > 0
 
     @staticmethod
     def is_expired(dialogue: Dialogue, now: float, ttl_days: float = DEFAULT_TTL_DAYS) -> bool:
@@ -157,13 +167,11 @@ class DialogueStore:
     def purge_expired(self, now: float | None = None, ttl_days: float = DEFAULT_TTL_DAYS) -> int:
         """Delete stale dialogues so the table does not grow forever; returns how many went."""
         cutoff = (time.time() if now is None else now) - ttl_days * _DAY
-        with self._lock, self._conn:
-            cursor = self._conn.execute("DELETE FROM dialogues WHERE updated_at < ?", (cutoff,))
-        return cursor.rowcount
+        with self.engine.begin() as connection:
+            return connection.execute(delete(dialogues).where(dialogues.c.updated_at < cutoff)).rowcount
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        """Nothing to release: the engine belongs to whoever built it (bot/services.py)."""
 
     def __enter__(self) -> DialogueStore:
         return self
@@ -171,27 +179,29 @@ class DialogueStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, d: Dialogue) -> Dialogue:
-        row = (
-            d.channel_id, d.thread_ts, d.user_id, d.step, json.dumps(dict(d.answers), ensure_ascii=False),
-            d.context, d.status, d.created_at, d.updated_at, json.dumps(dict(d.message_ts), ensure_ascii=False),
-        )
-        with self._lock, self._conn:
-            self._conn.execute(f"INSERT OR REPLACE INTO dialogues ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", row)
-        return d
+
+def _where(channel_id: str, thread_ts: str) -> tuple[Any, Any]:
+    return dialogues.c.channel_id == channel_id, dialogues.c.thread_ts == thread_ts
 
 
-def _from_row(row: tuple) -> Dialogue:
-    channel_id, thread_ts, user_id, step, answers, context, status, created_at, updated_at, message_ts = row
+def _values(d: Dialogue) -> dict[str, Any]:
+    return {"channel_id": d.channel_id, "thread_ts": d.thread_ts, "user_id": d.user_id, "step": d.step,
+            "answers": json.dumps(dict(d.answers), ensure_ascii=False), "context": d.context, "status": d.status,
+            "created_at": d.created_at, "updated_at": d.updated_at,
+            "message_ts": json.dumps(dict(d.message_ts), ensure_ascii=False)}
+
+
+def _from_row(row: Row) -> Dialogue:
     return Dialogue(
-        channel_id=channel_id,
-        thread_ts=thread_ts,
-        user_id=user_id,
-        step=int(step),
-        answers=json.loads(answers),
-        context=context,
-        status=status,
-        created_at=float(created_at),
-        updated_at=float(updated_at),
-        message_ts=json.loads(message_ts),
+        channel_id=row.channel_id,
+        thread_ts=row.thread_ts,
+        user_id=row.user_id,
+        step=int(row.step),
+        answers=json.loads(row.answers),
+        context=row.context,
+        status=row.status,
+        created_at=float(row.created_at),
+        updated_at=float(row.updated_at),
+        message_ts=json.loads(row.message_ts),
+        version=int(row.version),
     )

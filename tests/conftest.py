@@ -60,3 +60,44 @@ def knowledge_copy(tmp_path) -> Path:
     target = tmp_path / "knowledge"
     shutil.copytree(DEFAULT_KNOWLEDGE_DIR, target)
     return target
+
+
+# ----------------------------------------------------------------------------- state databases
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A URL selecting this module's own empty PostgreSQL schema (skips without a server)."""
+    from databases import postgres_schema
+
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request, tmp_path) -> str:
+    """The URL of an empty state database at the current schema: once per engine (SQLite in tmp_path,
+    this module's PostgreSQL schema emptied first), for tests that must hold on both."""
+    from databases import empty_tables, sqlite_url
+    from strategy_bot import migrate
+    from strategy_bot.database import open_engine
+
+    url = sqlite_url(tmp_path) if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = open_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    if request.param == "postgresql":
+        empty_tables(url)
+    return url
+
+
+@pytest.fixture
+def state_engine(state_url):
+    """An engine on `state_url` (disposed after the test)."""
+    from strategy_bot.database import open_engine
+
+    engine = open_engine(state_url)
+    yield engine
+    engine.dispose()

@@ -169,6 +169,10 @@ class FakeSlackAPI:
         with self._cond:
             self._scripts.setdefault(method, []).append(Scripted(response, status, headers or {}, times))
 
+    def default_answer(self, call: Call) -> dict:
+        """What the fake answers when nothing is scripted: for a scripted function that only holds a call."""
+        return self._default(call)
+
     def rate_limit(self, method: str, retry_after: int = 1, times: int = 1) -> None:
         """The next `times` calls of `method` get HTTP 429 with `Retry-After`, as Slack sends them."""
         self.script(method, {"ok": False, "error": "ratelimited"}, status=429,
@@ -777,7 +781,8 @@ def serve_subprocess(settings, *, ready_timeout: float = 180.0, extra_env: dict[
                 if not isinstance(value, (tuple, list))})
     env.update(SLACK_BOT_TOKEN=settings.slack_bot_token, SLACK_APP_TOKEN=settings.slack_app_token,
                SLACK_SIGNING_SECRET=settings.slack_signing_secret, LLM_API_KEY=settings.llm_api_key,
-               ADMIN_USER_IDS=",".join(settings.admin_user_ids), PORT=str(port), HOST="127.0.0.1")
+               ADMIN_USER_IDS=",".join(settings.admin_user_ids), PORT=str(port), HOST="127.0.0.1",
+               DATABASE_URL=settings.database_url)
     env.update(extra_env or {})
     # The child's output goes to a file, not a pipe nobody reads (a full pipe would stall the bot).
     with (open(log_path, "w+", encoding="utf-8", errors="replace") if log_path else

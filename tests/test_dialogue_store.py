@@ -1,18 +1,20 @@
 """How questionnaire state per Slack thread behaves and survives, as executable documentation.
 
 Transitions live on the immutable Dialogue (answer, back, restart, cancel return a new Dialogue);
-DialogueStore only persists them in SQLite, keyed by (channel_id, thread_ts).
+DialogueStore only persists them, keyed by (channel_id, thread_ts), in the state database: every
+persistence test runs on SQLite and on PostgreSQL (conftest.state_url).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import pytest
+from sqlalchemy import text
 
 from decision import load_decision_model
-from decision.dialogue_store import ACTIVE, CANCELLED, FINISHED, Dialogue, DialogueStore
+from decision.dialogue_store import ACTIVE, CANCELLED, FINISHED, Dialogue, DialogueConflict, DialogueStore
+from strategy_bot.database import open_engine
 
 DAY = 86400.0
 T0 = 1_700_000_000.0
@@ -24,14 +26,23 @@ def model():
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state" / "dialogues.sqlite3"
+def store(state_engine):
+    with DialogueStore(state_engine) as s:
+        yield s
 
 
 @pytest.fixture
-def store(db_path):
-    with DialogueStore(db_path) as s:
-        yield s
+def reopen(state_url):
+    """A new store on the same database, as a restarted bot (or another replica) opens it."""
+    engines = []
+
+    def open_store() -> DialogueStore:
+        engines.append(open_engine(state_url))
+        return DialogueStore(engines[-1])
+
+    yield open_store
+    for engine in engines:
+        engine.dispose()
 
 
 def first_option(model, index: int) -> tuple[str, str]:
@@ -122,12 +133,12 @@ def test_get_returns_none_for_a_thread_without_a_dialogue(store):
     assert store.get("C1", "nope") is None
 
 
-def test_state_survives_closing_and_reopening_the_store(db_path, model):
-    with DialogueStore(db_path) as first:
+def test_state_survives_closing_and_reopening_the_store(reopen, model):
+    with reopen() as first:
         dialogue = first.create("C1", "111.1", "U1", context="上下文: 金融")
         dialogue = dialogue.answer("data_sensitivity", "regulated", model).with_message("data_sensitivity", "111.2")
         saved = first.save(dialogue, now=T0 + 60)
-    with DialogueStore(db_path) as second:  # e.g. after a bot restart
+    with reopen() as second:  # e.g. after a bot restart
         loaded = second.get("C1", "111.1")
     assert loaded == saved
     assert loaded.answers == {"data_sensitivity": "regulated"}
@@ -157,9 +168,11 @@ def test_delete_removes_the_dialogue(store):
     assert store.delete("C1", "1.0") is False
 
 
-def test_the_database_uses_wal_so_readers_do_not_block_the_writer(store, db_path):
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+def test_the_database_uses_wal_so_readers_do_not_block_the_writer(store, state_engine):
+    if state_engine.dialect.name != "sqlite":
+        pytest.skip("WAL is SQLite's; PostgreSQL's readers never block writers")
+    with state_engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
 def test_a_dialogue_expires_seven_days_after_its_last_update(store):
@@ -177,7 +190,7 @@ def test_purge_expired_deletes_only_stale_dialogues(store):
     assert store.get("C1", "old") is None and store.get("C1", "new") is not None
 
 
-def test_two_threads_writing_different_dialogues_at_once_do_not_interfere(store, db_path, model):
+def test_two_threads_writing_different_dialogues_at_once_do_not_interfere(store, reopen, model):
     start = threading.Barrier(2)
     errors: list[BaseException] = []
 
@@ -200,10 +213,66 @@ def test_two_threads_writing_different_dialogues_at_once_do_not_interfere(store,
         t.join(timeout=30)
     assert not errors, errors
 
-    with DialogueStore(db_path) as reopened:
+    with reopen() as reopened:
         for index, ts in enumerate(("1.0", "2.0")):
             dialogue = reopened.get("C1", ts)
             assert dialogue.status == FINISHED and dialogue.user_id == f"U-{ts}"
             assert dialogue.answers == {
                 q.key: q.options[min(index, len(q.options) - 1)].value for q in model.questions
             }
+
+
+# --------------------------------------------------------------------------- optimistic versioning
+
+
+def test_each_save_advances_the_version_and_a_stale_save_changes_nothing(store, model):
+    created = store.create("C1", "1.0", "U1")
+    assert created.version == 1
+    moved = store.save(created.answer("data_sensitivity", "public", model))
+    assert moved.version == 2 and store.get("C1", "1.0") == moved
+    with pytest.raises(DialogueConflict, match="changed since version 1"):
+        store.save(created.answer("data_sensitivity", "regulated", model))  # read before `moved` was saved
+    assert store.get("C1", "1.0") == moved
+    assert store.create("C1", "1.0", "U2").version == 3, "starting over replaces whatever was there"
+
+
+def test_a_dialogue_deleted_meanwhile_is_not_brought_back_by_a_save(store, model):
+    dialogue = store.create("C1", "1.0", "U1")
+    store.delete("C1", "1.0")
+    with pytest.raises(DialogueConflict):
+        store.save(dialogue.answer("data_sensitivity", "public", model))
+    assert store.get("C1", "1.0") is None
+    fresh = store.save(Dialogue("C1", "1.0", "U1"))  # a never-stored dialogue is inserted, once
+    assert fresh.version == 1
+    with pytest.raises(DialogueConflict):
+        store.save(Dialogue("C1", "1.0", "U9"))
+
+
+def test_two_replicas_saving_the_same_step_at_once_advance_it_exactly_once(reopen, model):
+    """Two connections (as two replicas), both read version 1, both save their click: one wins."""
+    first, second = reopen(), reopen()
+    first.create("C1", "1.0", "U1")
+    for _ in range(20):  # many rounds, so the race really happens both ways
+        read = [first.get("C1", "1.0"), second.get("C1", "1.0")]
+        start = threading.Barrier(2)
+        outcome: list[str] = []
+
+        def click(store: DialogueStore, dialogue: Dialogue, value: str,
+                  start: threading.Barrier = start, outcome: list[str] = outcome) -> None:
+            start.wait()
+            try:
+                store.save(dialogue.restart().answer("data_sensitivity", value, model))
+                outcome.append(value)
+            except DialogueConflict:
+                outcome.append("conflict")
+
+        threads = [threading.Thread(target=click, args=(s, d, v))
+                   for s, d, v in ((first, read[0], "public"), (second, read[1], "regulated"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(outcome, key=lambda o: o == "conflict")[1] == "conflict", outcome
+        winner = next(o for o in outcome if o != "conflict")
+        stored = first.get("C1", "1.0")
+        assert stored.version == read[0].version + 1 and stored.answers == {"data_sensitivity": winner}

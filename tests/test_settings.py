@@ -20,7 +20,8 @@ from strategy_bot import settings_docs
 from strategy_bot.settings import PACKAGE_ROOT, SECTIONS, Settings, SettingsError
 
 # Fields whose value must be one of a few words.
-CHOICES = {"embedding_backend": "sentence-transformers", "llm_provider": "openai"}
+CHOICES = {"embedding_backend": "sentence-transformers", "llm_provider": "openai",
+           "database_url": "postgresql://bot@db:5432/state"}
 
 
 def example(name: str, default: object, kind: type) -> tuple[str, object]:

@@ -66,7 +66,7 @@ def test_socket_mode_asks_slack_for_a_connection_with_the_app_token(fresh_data_d
         env = {name.upper(): str(value) for name, value in settings.redacted().items()
                if not isinstance(value, tuple)}
         env.update(SLACK_BOT_TOKEN=settings.slack_bot_token, SLACK_APP_TOKEN=settings.slack_app_token,
-                   SLACK_SIGNING_SECRET="", PORT="0", PATH="/usr/bin:/bin")
+                   SLACK_SIGNING_SECRET="", PORT="0", PATH="/usr/bin:/bin", DATABASE_URL=settings.database_url)
         done = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], cwd=str(REPO), env=env,
                               capture_output=True, text=True, timeout=180)
         opened = slack.calls("apps.connections.open")

@@ -44,8 +44,8 @@ def test_an_unfinished_claim_of_a_dead_process_is_taken_over_once(tmp_path):
     assert DeliveryLog(tmp_path / "d.sqlite3").status("Ev1") == ("claimed", 3)
 
 
-def test_a_conversation_gives_earlier_questions_as_history(tmp_path):
-    log = ConversationLog(tmp_path / "c.sqlite3")
+def test_a_conversation_gives_earlier_questions_as_history(state_engine):
+    log = ConversationLog(state_engine)  # on SQLite and on PostgreSQL (conftest.state_url)
     assert not log.knows_thread("C1", "100.1")
     a = log.start("C1", "100.1", "100.1", "U1", "first?")
     log.complete(a, "answer one [1]", False, [{"n": 1, "chunk_id": "x"}])
@@ -60,8 +60,8 @@ def test_a_conversation_gives_earlier_questions_as_history(tmp_path):
     assert (turn.answer, turn.citations, turn.reply_ts) == ("answer one [1]", [{"n": 1, "chunk_id": "x"}], "100.2")
 
 
-def test_feedback_keeps_one_vote_per_user_and_answer(tmp_path):
-    log = FeedbackLog(tmp_path / "f.sqlite3")
+def test_feedback_keeps_one_vote_per_user_and_answer(state_engine):
+    log = FeedbackLog(state_engine)
     args = dict(answer_id=1, channel="C1", message_ts="1.1", question="q", citations=[{"n": 1}])
     assert log.record(user_id="U1", vote="up", **args)
     assert not log.record(user_id="U1", vote="up", **args)

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import threading
 import time
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import text
 
 from decision import DEFAULT_MODEL_PATH, DecisionModelError, load_decision_model
 from slack_harness import (
@@ -31,6 +30,8 @@ from slack_harness import (
     running_bot,
     slash_payload,
 )
+from strategy_bot import migrate
+from strategy_bot.database import open_engine
 from test_decision_engine import ALL_CLOSED
 
 OTHER_USER = "U0OTHER02"
@@ -347,6 +348,59 @@ def test_a_double_click_moves_the_dialogue_once(slack, data_dir, kb):
         assert "no longer open" in stale.body["text"]
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_same_click_on_two_replicas_at_once_advances_the_dialogue_once(slack, tmp_path, kb, engine, request):
+    """Two bots sharing one state database (one SQLite file, or PostgreSQL) each get the click (a
+    retry landing on the other replica); both post the next question before either saves."""
+    if engine == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        upgraded = open_engine(url)
+        migrate.upgrade(upgraded)
+        upgraded.dispose()
+        replicas = [bot_settings(tmp_path / name, slack, database_url=url) for name in ("a", "b")]
+    else:
+        replicas = [bot_settings(tmp_path / "data", slack)] * 2
+    with running_bot(replicas[0], kb=kb) as bot_a, running_bot(replicas[1], kb=kb) as bot_b:
+        assert bot_b.get("/healthz").json()["database"] == "ok"
+        thread = StrategyThread(slack, bot_a, USER_ID, CHANNEL_ID).start()
+        first = thread.latest()
+        both_posted = threading.Barrier(2, timeout=20)
+
+        def held(call):  # each replica's next question waits until the other one's is posted too
+            both_posted.wait()
+            return slack.default_answer(call)
+
+        slack.script("chat.postMessage", held, times=2)
+        clicks = [threading.Thread(target=StrategyThread(slack, bot, USER_ID, CHANNEL_ID, ts=thread.ts).answer,
+                                   args=(first, "internal")) for bot in (bot_a, bot_b)]
+        for t in clicks:
+            t.start()
+        for t in clicks:
+            t.join(timeout=60)
+        thread.wait_posts(3)
+        slack.wait_for("chat.delete")
+        note = slack.wait_for("chat.postEphemeral")[0]
+        slack.settle()
+
+        dialogue = bot_b.services.dialogues.get(CHANNEL_ID, thread.ts)
+        assert dialogue.step == 1 and dialogue.answers == {"data_sensitivity": "internal"}
+        assert dialogue.version == 3, "created, first question saved, one advance"
+        posted = [m.ts for m in thread.posts()[1:]]
+        deleted = [c.body["ts"] for c in slack.calls("chat.delete")]
+        assert len(deleted) == 1 and deleted[0] in posted, "the losing replica took its question back"
+        live = next(ts for ts in posted if ts not in deleted)
+        assert dialogue.message_ts["competitive_moat"] == live
+        assert "moved this strategy check first" in note.body["text"] and note.body["user"] == USER_ID
+        shown = thread.updates(first.ts)
+        assert shown and all(m.elements() == [] and "Internal" in m.all_text for m in shown)
+
+        # The dialogue goes on from the one live question, on either replica.
+        second = next(m for m in thread.posts() if m.ts == live)
+        assert question_number(second) == 2
+        StrategyThread(slack, bot_b, USER_ID, CHANNEL_ID, ts=thread.ts).answer(second, "not_moat")
+        assert question_number(thread.wait_posts(4)) == 3
+
+
 def test_several_dialogues_run_at_once_in_different_threads(slack, data_dir, kb, model):
     with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
         alice = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start("team A")
@@ -371,9 +425,9 @@ def test_several_dialogues_run_at_once_in_different_threads(slack, data_dir, kb,
 
 
 def dialogues_in(bot, channel: str) -> int:
-    """Dialogues stored for a channel, whatever their thread (read from the store's SQLite file)."""
-    with closing(sqlite3.connect(bot.services.dialogues.path)) as db:
-        return db.execute("SELECT count(*) FROM dialogues WHERE channel_id = ?", (channel,)).fetchone()[0]
+    """Dialogues stored for a channel, whatever their thread (read from the state database itself)."""
+    with bot.services.database.connect() as db:
+        return db.execute(text("SELECT count(*) FROM dialogues WHERE channel_id = :c"), {"c": channel}).scalar()
 
 
 def test_the_command_says_so_when_the_bot_cannot_post_in_the_channel(slack, data_dir, kb):

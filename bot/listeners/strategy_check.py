@@ -12,6 +12,11 @@ clicked message says so); only its starter may move it (others get an ephemeral 
 live message (the current question, or the result) moves it, so a double click or an old
 message cannot skip a question. State is saved only after the next message is posted, so a
 failed Web API call changes nothing and the same click can simply be repeated.
+
+Two replicas (or two processes) can handle clicks on one dialogue at once; the in-process lock
+cannot see that, the store's versions can: the save of the click that comes second fails
+(`DialogueConflict`), that click takes back the message it posted, tells the clicker, and shows
+the clicked message as the dialogue now stands. So it is acknowledged and changes nothing.
 """
 from __future__ import annotations
 
@@ -30,13 +35,13 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import decision as ui
 from bot.blocks.text import escape
 from decision import DecisionModel, evaluate, load_decision_model
-from decision.dialogue_store import ACTIVE, FINISHED, Dialogue, DialogueStore
+from decision.dialogue_store import ACTIVE, FINISHED, Dialogue, DialogueConflict, DialogueStore
 from decision.report import build_report
+from strategy_bot.migrate import open_state
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/strategy-check"
-STORE_FILE = "dialogues.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,28 @@ class StrategyCheck:
             dialogue = self._resolve(client, click, require_owner=kind != "export")
             if dialogue is None:
                 return
-            getattr(self, f"_{kind}")(client, click, dialogue)
+            try:
+                getattr(self, f"_{kind}")(client, click, dialogue)
+            except DialogueConflict:
+                self._lost_race(client, click, kind)
+
+    def _lost_race(self, client: WebClient, click: Click, kind: str) -> None:
+        """Another replica saved a click on this dialogue first: this one changes nothing."""
+        log.info("strategy check %s/%s: a %s click lost to a concurrent one and changed nothing",
+                 click.channel, click.thread_ts, kind)
+        self._ephemeral(client, click, ui.texts()["moved_meanwhile"])
+        current = self.store.get(click.channel, click.thread_ts)
+        key = click.value.question
+        if current is None or key not in self.model.question_keys:
+            return  # gone, or the result message: the winning click left it as it should be
+        question = self.model.question(key)
+        if self._live_ts(current) == click.message_ts:
+            text, blocks = ui.question_message(self.model, current, question)
+        elif key in current.answers:
+            text, blocks = ui.answered_message(self.model, question, current.answers[key])
+        else:
+            return
+        client.chat_update(channel=click.channel, ts=click.message_ts, text=text, blocks=blocks)
 
     def _resolve(self, client: WebClient, click: Click, require_owner: bool) -> Dialogue | None:
         """The dialogue this click may move, or None after telling the clicker why not."""
@@ -197,7 +223,15 @@ class StrategyCheck:
             key = question.key
         posted = client.chat_postMessage(channel=dialogue.channel_id, thread_ts=dialogue.thread_ts,
                                          text=text, blocks=blocks)
-        return self.store.save(dialogue.with_message(key, posted["ts"]))
+        try:
+            return self.store.save(dialogue.with_message(key, posted["ts"]))
+        except DialogueConflict:  # another replica moved the dialogue meanwhile: take this message back
+            try:
+                client.chat_delete(channel=dialogue.channel_id, ts=posted["ts"])
+            except SlackApiError as exc:
+                log.warning("could not delete a superseded strategy-check message: %s",
+                            exc.response.get("error") if exc.response else exc)
+            raise
 
     def _report(self, dialogue: Dialogue):
         decision = evaluate(self.model, dialogue.answers)
@@ -227,7 +261,7 @@ def register(app: App, services: Any) -> None:
     """Load the decision model now, so a malformed file stops the bot at start-up, naming the entry."""
     settings = services.settings
     model = load_decision_model(settings.decision_model_file)
-    store = getattr(services, "dialogues", None) or DialogueStore(settings.data_dir / STORE_FILE)
+    store = getattr(services, "dialogues", None) or DialogueStore(open_state(settings))
     feature = StrategyCheck(model, store, services.kb, settings.dialogue_ttl_days)
 
     @app.command(COMMAND)

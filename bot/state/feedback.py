@@ -1,33 +1,21 @@
 """👍/👎 clicks on answers: who, which answer, which citations, when.
 
 One row per (answer, user): clicking again changes the vote instead of counting twice,
-so the figures stay honest when someone corrects a mis-click.
+so the figures stay honest when someone corrects a mis-click. The `feedback` table
+(strategy_bot/schema.py) lives in the state database, SQLite or PostgreSQL.
 """
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from bot.state.sqlite import Database
+from sqlalchemy import Engine, select
+
+from strategy_bot.database import insert
+from strategy_bot.schema import feedback
 
 VOTES = ("up", "down")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    answer_id INTEGER NOT NULL,
-    user_id TEXT NOT NULL,
-    vote TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    message_ts TEXT NOT NULL,
-    question TEXT NOT NULL,
-    citations TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (answer_id, user_id)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -44,30 +32,37 @@ class Feedback:
 
 
 class FeedbackLog:
-    def __init__(self, path: Path) -> None:
-        self.db = Database(path, SCHEMA)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def record(self, *, answer_id: int, user_id: str, vote: str, channel: str, message_ts: str,
                question: str, citations: list[dict]) -> bool:
         """Store a vote; True when it is new or changed, False when it repeats the user's vote."""
         if vote not in VOTES:
             raise ValueError(f"vote must be one of {VOTES}, not {vote!r}")
-        previous = self.db.query("SELECT vote FROM feedback WHERE answer_id = ? AND user_id = ?",
-                                 (answer_id, user_id))
         now = time.time()
-        self.db.execute(
-            "INSERT INTO feedback(answer_id, user_id, vote, channel, message_ts, question, citations, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(answer_id, user_id) DO UPDATE SET vote = excluded.vote, updated_at = excluded.updated_at",
-            (answer_id, user_id, vote, channel, message_ts, question, json.dumps(citations, ensure_ascii=False),
-             now, now),
-        )
-        return not previous or previous[0][0] != vote
+        key = (feedback.c.answer_id == answer_id, feedback.c.user_id == user_id)
+        upsert = insert(self.engine, feedback).values(
+            answer_id=answer_id, user_id=user_id, vote=vote, channel=channel, message_ts=message_ts,
+            question=question, citations=json.dumps(citations, ensure_ascii=False), created_at=now, updated_at=now)
+        upsert = upsert.on_conflict_do_update(index_elements=[feedback.c.answer_id, feedback.c.user_id],
+                                              set_={"vote": upsert.excluded.vote,
+                                                    "updated_at": upsert.excluded.updated_at})
+        # The read and the write in two transactions, as before: on SQLite, a write after a read in one
+        # transaction fails at once (no busy wait) if another writer came in between.
+        with self.engine.connect() as connection:
+            previous = connection.execute(select(feedback.c.vote).where(*key)).scalar()
+        with self.engine.begin() as connection:
+            connection.execute(upsert)
+        return previous != vote
 
     def all(self) -> list[Feedback]:
-        rows = self.db.query("SELECT answer_id, user_id, vote, channel, message_ts, question, citations, "
-                             "created_at, updated_at FROM feedback ORDER BY created_at")
+        columns = (feedback.c.answer_id, feedback.c.user_id, feedback.c.vote, feedback.c.channel,
+                   feedback.c.message_ts, feedback.c.question, feedback.c.citations, feedback.c.created_at,
+                   feedback.c.updated_at)
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(*columns).order_by(feedback.c.created_at)).all()
         return [Feedback(*row[:6], json.loads(row[6]), row[7], row[8]) for row in rows]
 
     def close(self) -> None:
-        self.db.close()
+        """Nothing to release: the engine belongs to whoever built it (bot/services.py)."""

@@ -1,0 +1,104 @@
+"""Every table of the bot's state, once, for SQLite and PostgreSQL alike (SQLAlchemy Core).
+
+The stores (bot/state/, decision/dialogue_store.py) query these tables; the migrations under
+strategy_bot/migrations/ create them. tests/test_database.py checks that an upgraded database
+matches this module exactly on both engines, so a column added here without a migration fails.
+
+Portable types only: TEXT for JSON (citations, answers), DOUBLE PRECISION for epoch seconds.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+# The threads the bot answers in (bot/state/conversations.py); `id` is the answer id feedback points to.
+answers = Table(
+    "answers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", Text, nullable=False),
+    Column("thread_ts", Text, nullable=False),
+    Column("question_ts", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("answer", Text),
+    Column("abstained", Boolean),
+    Column("citations", Text),  # JSON list
+    Column("reply_ts", Text),
+    Column("created_at", Double, nullable=False),
+    Index("answers_thread", "channel", "thread_ts", "id"),
+    sqlite_autoincrement=True,  # as before: an id is never reused, so feedback never points at another answer
+)
+
+# 👍/👎 clicks, one row per (answer, user) (bot/state/feedback.py).
+feedback = Table(
+    "feedback", metadata,
+    Column("answer_id", Integer, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("vote", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("message_ts", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("citations", Text, nullable=False),  # JSON list
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    PrimaryKeyConstraint("answer_id", "user_id"),
+)
+
+# /strategy-check questionnaires, one per thread (decision/dialogue_store.py). `version` grows by one on
+# every save: a save based on an older version fails, so two clicks on two replicas cannot both advance it.
+dialogues = Table(
+    "dialogues", metadata,
+    Column("channel_id", Text, nullable=False),
+    Column("thread_ts", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("answers", Text, nullable=False),  # JSON object
+    Column("context", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("message_ts", Text, nullable=False),  # JSON object
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    PrimaryKeyConstraint("channel_id", "thread_ts"),
+    CheckConstraint("status IN ('active', 'finished', 'cancelled')", name="dialogues_status"),
+    Index("dialogues_updated_at", "updated_at"),
+)
+
+# Slack event deliveries (exactly-once intake); the columns are a shared spec, see bot/state/deliveries.py.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("body", Text, nullable=False),  # the event callback JSON recorded before the ack (<= 64 KB)
+    Column("status", Text, nullable=False),  # 'pending' | 'done' | 'failed'
+    Column("owner", Text),  # boot id of the process holding the lease
+    Column("lease_until", Double),  # epoch seconds; a pending event whose lease passed is due again
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("deliveries", Integer, nullable=False, server_default=text("1")),  # times Slack delivered it
+    Column("first_seen", Double, nullable=False),
+    Column("finished_at", Double),
+    Column("outcome", Text),  # 'answered' | 'already_posted' | a permanent Slack error code
+    Column("reply_ts", Text),  # ts of the bot's answer once posted
+    Index("deliveries_due", "status", "lease_until"),
+    Index("deliveries_first_seen", "first_seen"),
+)
+
+# Which files of an earlier install (one SQLite file per store) were copied in, so it happens once.
+legacy_imports = Table(
+    "legacy_imports", metadata,
+    Column("source", Text, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("imported_at", Double, nullable=False),
+)
