@@ -224,9 +224,13 @@ class KnowledgeIndex:
         self.rendered_mask = np.array(self.rendered if self.rendered is not None else [False] * len(self.chunks),
                                       dtype=bool)
         views = self.view_texts if self.view_texts is not None else [""] * len(self.chunks)
-        # BM25 over the renderings only (a gloss is a bag of dictionary senses, not text to rank)
-        self.view_lexical = LexicalIndex([v if r else "" for v, r in zip(views, self.rendered_mask)],
-                                         tokenizer=view_tokens)
+        # BM25 in the other language, over every passage, or the rendered ones alone would get its
+        # vote: the renderings, passages written in that language (an English document among
+        # Chinese ones) as they are, and a passage not rendered yet by its word-by-word gloss
+        other = "en" if self.language == "zh" else "zh"
+        texts = [c.embedding_text() if not r and language_of(c.text) == other else v
+                 for v, r, c in zip(views, self.rendered_mask, self.chunks)]
+        self.view_lexical = LexicalIndex(texts, tokenizer=view_tokens)
         self.view_baseline = similarity_baseline(self.gloss_vectors, self.background_queries) \
             if self.gloss_vectors is not None else None
         rows = self.sentence_views or []
