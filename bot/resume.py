@@ -1,7 +1,7 @@
 """The resumer: answers events that were acknowledged but never finished.
 
 After a crash (or a transient Slack failure that released an event) Slack will not send
-the event again: it had its 200. Every few seconds (a third of DELIVERY_LEASE_S) the
+the event again: it had its 200. Every few seconds (a third of DELIVERY_LEASE_S, 2 s at most) the
 resumer asks the delivery log for due events (pending, nobody's lease running), claims
 each with a lease of its own and runs it.
 
@@ -30,6 +30,7 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 READY_POLL_S = 0.5  # how often the resumer looks whether the index has loaded
+MAX_INTERVAL_S = 2.0  # a released event waits its backoff plus at most this (one indexed SELECT a round)
 
 
 class Resumer:
@@ -38,7 +39,7 @@ class Resumer:
     def __init__(self, app: App, services: Services) -> None:
         self.app = app
         self.services = services
-        self.interval_s = services.deliveries.lease_s / 3
+        self.interval_s = min(services.deliveries.lease_s / 3, MAX_INTERVAL_S)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
