@@ -31,10 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 from bench_stats import percentile  # noqa: E402
+from bot.state.deliveries import DeliveryLog  # noqa: E402
 from slack_bench import TUNABLES, Driver, prepared_data_dir  # noqa: E402
 from slack_harness import BOT_USER_ID, FakeSlackAPI, bot_settings, event_payload, mention_event  # noqa: E402
-
-from bot.state.deliveries import DeliveryLog  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402
 
 
