@@ -24,7 +24,9 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from typing import Any, Callable, Optional
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -74,11 +76,12 @@ def retry_after_s(response: HttpResponse) -> float:
 
 def is_transient(exc: BaseException) -> bool:
     """A Slack failure worth retrying later: HTTP 5xx or 429, Slack's own "try later" codes, or no
-    answer at all (connection refused or reset, timeout: all OSError)."""
+    answer at all (connection refused or reset, a timeout, a broken HTTP exchange). Other OSErrors
+    (a local file) are not: they would be retried for an hour without the user hearing of it."""
     if isinstance(exc, SlackApiError):
         status = getattr(exc.response, "status_code", 200) or 200
         return status >= 500 or status == 429 or error_code(exc) in TRANSIENT_ERRORS
-    return isinstance(exc, OSError)
+    return isinstance(exc, (URLError, ConnectionError, TimeoutError, HTTPException))
 
 
 def error_code(exc: BaseException) -> str:

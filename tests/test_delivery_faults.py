@@ -102,3 +102,32 @@ def test_a_permanent_error_is_not_retried_and_logged_once(bot, slack, caplog):
     assert record.outcome == "channel_not_found" and bot.services.deliveries.due() == []
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(problems) == 1 and "channel_not_found" in problems[0] and event["ts"] in problems[0], problems
+
+
+@pytest.mark.parametrize("status, body, transient", [
+    (500, {"ok": False, "error": "internal_error"}, True), (503, {"ok": False}, True),
+    (429, {"ok": False, "error": "ratelimited"}, True), (200, {"ok": False, "error": "fatal_error"}, True),
+    (200, {"ok": False, "error": "channel_not_found"}, False), (200, {"ok": False, "error": "not_in_channel"}, False),
+    (200, {"ok": False, "error": "invalid_auth"}, False),
+])
+def test_slack_errors_are_told_apart(status, body, transient):
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web import SlackResponse
+
+    from bot.replying import error_code, is_transient
+
+    response = SlackResponse(client=None, http_verb="POST", api_url="https://slack.com/api/chat.postMessage",
+                             req_args={}, data=body, headers={}, status_code=status)
+    exc = SlackApiError("failed", response)
+    assert is_transient(exc) is transient
+    assert error_code(exc) == body.get("error", f"http_{status}")
+
+
+def test_no_connection_is_transient_but_a_local_file_error_is_not():
+    import socket
+    from urllib.error import URLError
+
+    from bot.replying import is_transient
+
+    assert is_transient(URLError(ConnectionRefusedError(111, "refused"))) and is_transient(socket.timeout())
+    assert is_transient(ConnectionResetError()) and not is_transient(FileNotFoundError("x"))
