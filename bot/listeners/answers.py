@@ -109,14 +109,14 @@ def answer(services: Services, client: WebClient, context: BoltContext, event: d
             return
         reply_ts = _answer_question(services, reply, event, question, thread_key)
     except Exception as exc:
-        outcome = _failed(services, reply, event, exc)
+        outcome = _failed(reply, event, exc)
     finally:
         reply.done()  # the 👀 comes off, whatever happened
         if event_id:
             _end_delivery(services, event_id, outcome, reply_ts)
 
 
-def _failed(services: Services, reply: Reply, event: dict, exc: Exception) -> str:
+def _failed(reply: Reply, event: dict, exc: Exception) -> str:
     """What to record of a failed answer: `retry` (transient), a Slack error code (permanent) or `error`."""
     where = f"{event.get('ts')} in {event.get('channel')}"
     if is_transient(exc):
