@@ -67,7 +67,7 @@ from retrieval.lexical import LexicalIndex, view_tokens
 from retrieval.renderings import chunk_renderings, other_language
 from retrieval.similarity import as_float64, exact, pairwise
 from retrieval.thesaurus import build_synonym_map
-from retrieval.vector_cache import Progress, VectorCache, glosses_for
+from retrieval.vector_cache import Progress, VectorCache, glosses_for, offer_shipped
 from retrieval.vector_store import DOCSTORE_FILE, VECTORS_FILE, FaissVectorStore, read_documents, read_vectors
 from strategy_bot.tuning import IndexTuning, default_tuning
 
@@ -365,6 +365,7 @@ class IndexStore:
             if not report.documents:
                 raise NoDocuments(_no_documents_message(folders, report, index_kept=self.exists()))
             previous, cache, damaged = (None, VectorCache(), []) if rebuild else self._reusable()
+            offer_shipped(cache, folders, self.embeddings.model_id)  # the shipped documents' vectors
             summary = self._summarise(report, previous)
             summary.repaired = damaged
             build_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
