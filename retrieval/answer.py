@@ -241,10 +241,11 @@ def _grouped(keys: list[tuple[int, int]], blocks: dict[tuple[int, int], ListBloc
     quotes: list[tuple[int, str]] = []
     headings: dict[int, str] = {}
     cut = False
+    per_list = max(2, weights.max_list_items // len(keys))  # the pair together stays a handful of bullets
     for key in keys:
         block = blocks[key]
         headings[len(quotes)] = block.lead or (block.labels[-1] if block.labels else "")
-        shown = block.items[: weights.max_list_items]
+        shown = block.items[:per_list]
         cut = cut or len(block.items) > len(shown)
         quotes.extend((key[0], item) for item in shown)
     return Picked(quotes, is_list=True, cut=cut, headings=headings)
