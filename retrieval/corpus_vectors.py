@@ -1,66 +1,42 @@
-"""Vectors of the shipped documents, shipped beside them so a first build embeds (almost) nothing.
+"""Reading the vectors shipped beside the documents (written by retrieval/ship_vectors.py).
 
-A fresh build of the shipped corpus embeds its passages, their sentences and the English
-renderings of both: about 570 texts, 45 s or more on a quiet 2-core machine, and the same
-for every install of one model. The vectors ship in the knowledge folder
-(`knowledge/corpus/corpus.vectors.npz`), each found by the sha256 of the exact text it
-embeds and used only for the model that computed it: an edited sentence, a new document or
-another model is embedded as before, and nothing stale can be used. The embedder is bitwise
-deterministic (tests/test_reproducibility.py), so shipped and computed vectors are identical.
-
-Regenerate after editing the shipped documents or their translation memory:
-    python -m retrieval.corpus_vectors
+A fresh build of the shipped corpus would embed its passages, their sentences and the English
+renderings of both: about 570 texts, 45 s or more on a quiet 2-core machine, the same for
+every install of one model. They ship in the knowledge folder (`corpus.vectors.npz`), each
+found by the sha256 of the exact text it embeds and used only for the model that computed it:
+an edited sentence, a new document or another model is embedded as before, and nothing stale
+can be used. The embedder is bitwise deterministic (tests/test_reproducibility.py), so shipped
+and computed vectors are identical. Kept apart from the writer, which needs the index store
+that calls this reader.
 """
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from knowledge.sentences import Sentence
-from retrieval.index_store import KnowledgeIndex
-from retrieval.vector_cache import SHIPPED_VECTORS_FILE as FILE_NAME
-from retrieval.vector_cache import text_sha
+from knowledge.documents import SHIPPED_VECTORS as SHIPPED_VECTORS_FILE
+from retrieval.vector_cache import VectorCache
 
 
-def index_texts(index: KnowledgeIndex) -> tuple[list[str], np.ndarray]:
-    """Every document-side text a build embedded as a passage, with its vector."""
-    texts = [c.embedding_text() for c in index.chunks]
-    texts += [Sentence(r["text"], tuple(r.get("context", ()))).embedding_text() for r in index.sentences]
-    texts += list(index.view_texts or [])
-    texts += [r["text"] for r in index.sentence_views or []]
-    parts = [index.chunk_vectors, index.sentence_vectors]
-    parts += [index.gloss_vectors] if index.view_texts is not None and index.gloss_vectors is not None else []
-    parts += [index.sentence_view_vectors] if index.sentence_views else []
-    return texts, np.concatenate(parts).astype(np.float32)
-
-
-def write(folder: Path, index: KnowledgeIndex, model_id: str) -> Path:
-    texts, vectors = index_texts(index)
-    unique = {text_sha(t): v for t, v in zip(texts, vectors)}
-    meta = json.dumps({"model_id": model_id}).encode("utf-8")
-    path = Path(folder) / FILE_NAME
-    np.savez_compressed(path, meta=np.frombuffer(meta, dtype=np.uint8), shas=np.array(list(unique), dtype="U64"),
-                        vectors=np.stack(list(unique.values())))
-    return path
-
-
-def main() -> int:
-    from retrieval.service import KnowledgeBase
-    from strategy_bot.settings import Settings
-
-    folder = Settings().knowledge_dirs[0]
-    with tempfile.TemporaryDirectory() as data_dir:
-        kb = KnowledgeBase(Settings(data_dir=Path(data_dir), knowledge_dir=folder))
-        (folder / FILE_NAME).unlink(missing_ok=True)  # computed afresh, not copied from the old file
-        kb.reindex(rebuild=True)
-        path = write(folder, kb.ensure_index(), kb.embeddings.model_id)
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def offer_shipped(cache: VectorCache, folders: Iterable[Path], model_id: str) -> int:
+    """Offer `cache` the vectors shipped with the documents (retrieval/ship_vectors.py) of every
+    knowledge folder that has them for this model; how many. A damaged or foreign file costs the
+    saving, never the build."""
+    offered = 0
+    for folder in folders:
+        path = Path(folder) / SHIPPED_VECTORS_FILE
+        if not path.is_file():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
+                shas, vectors = [str(s) for s in data["shas"]], np.asarray(data["vectors"], np.float32)
+        except (OSError, ValueError, KeyError):
+            continue
+        if meta.get("model_id") == model_id and len(shas) == len(vectors):
+            cache.remember_hashed(shas, vectors)
+            offered += len(shas)
+    return offered

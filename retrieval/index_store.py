@@ -61,13 +61,14 @@ from knowledge.parsers import ParseLimits, supported_suffixes
 from knowledge.sentences import Sentence, sentences_in_context
 from knowledge.translations import TranslationMemory
 from retrieval.background_vectors import background_sha, read_background, read_shipped
+from retrieval.corpus_vectors import offer_shipped
 from retrieval.crosslingual import build_term_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.lexical import LexicalIndex, view_tokens
 from retrieval.renderings import chunk_renderings, other_language
 from retrieval.similarity import as_float64, exact, pairwise
 from retrieval.thesaurus import build_synonym_map
-from retrieval.vector_cache import Progress, VectorCache, glosses_for, offer_shipped
+from retrieval.vector_cache import Progress, VectorCache, glosses_for
 from retrieval.vector_store import DOCSTORE_FILE, VECTORS_FILE, FaissVectorStore, read_documents, read_vectors
 from strategy_bot.tuning import IndexTuning, default_tuning
 

@@ -11,13 +11,10 @@ checksums), reads what is intact and hands it over through `remember` and
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from knowledge.documents import SHIPPED_VECTORS as SHIPPED_VECTORS_FILE
 from retrieval.crosslingual import Glosser, build_gloss_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.tokens import STOPWORDS, chinese_words
@@ -102,24 +99,3 @@ def glosses_for(chunk_texts: list[str], cache: VectorCache, max_gloss_words: int
         return [gloss for gloss in previous if gloss is not None]
     glosser = Glosser(build_gloss_map(chinese_words(chunk_texts), max_gloss_words), STOPWORDS)
     return [gloss if gloss is not None else glosser.gloss(text) for gloss, text in zip(previous, chunk_texts)]
-
-
-def offer_shipped(cache: VectorCache, folders: Iterable[Path], model_id: str) -> int:
-    """Offer `cache` the vectors shipped with the documents (retrieval/corpus_vectors.py) of every
-    knowledge folder that has them for this model; how many. A damaged or foreign file costs the
-    saving, never the build."""
-    offered = 0
-    for folder in folders:
-        path = Path(folder) / SHIPPED_VECTORS_FILE
-        if not path.is_file():
-            continue
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode("utf-8"))
-                shas, vectors = [str(s) for s in data["shas"]], np.asarray(data["vectors"], np.float32)
-        except (OSError, ValueError, KeyError):
-            continue
-        if meta.get("model_id") == model_id and len(shas) == len(vectors):
-            cache.remember_hashed(shas, vectors)
-            offered += len(shas)
-    return offered

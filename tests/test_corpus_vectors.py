@@ -10,15 +10,16 @@ import json
 
 import numpy as np
 
-from retrieval.corpus_vectors import index_texts, write
+from retrieval.corpus_vectors import SHIPPED_VECTORS_FILE, offer_shipped
 from retrieval.service import KnowledgeBase
-from retrieval.vector_cache import SHIPPED_VECTORS_FILE, VectorCache, offer_shipped, text_sha
+from retrieval.ship_vectors import index_texts, write
+from retrieval.vector_cache import VectorCache, text_sha
 from strategy_bot.settings import Settings
 
 
 def test_a_first_build_of_the_shipped_corpus_embeds_nothing(tmp_path, e5):
     summary = KnowledgeBase(Settings(data_dir=tmp_path / "data"), e5).reindex()
-    assert summary.embedded == 0, "the shipped vectors are stale: python -m retrieval.corpus_vectors"
+    assert summary.embedded == 0, "the shipped vectors are stale: python -m retrieval.ship_vectors"
 
 
 def test_the_shipped_vectors_are_what_the_model_computes(kb, e5):
