@@ -18,6 +18,7 @@ from knowledge.language import language_of
 from knowledge.lists import ListBlock, list_blocks
 from knowledge.sentences import is_quotable
 from knowledge.translations import TranslationMemory
+from retrieval.code_quotes import matching_lines, question_words
 from retrieval.index_store import KnowledgeIndex
 from retrieval.intent import Intent, load_intents
 from retrieval.search import Hit, SearchResult
@@ -68,6 +69,9 @@ class Answer:
         data = asdict(self)
         data["timings_ms"] = {k: round(v, 2) for k, v in self.timings_ms.items()}
         return data
+
+
+CODE = "code"  # the `language` of a quoted code line (shown verbatim, never translated)
 
 
 @lru_cache(maxsize=4)
@@ -286,6 +290,16 @@ def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent:
     return Picked([(c.n, c.text) for c in chosen], is_list=False)
 
 
+def code_quotes(question: str, index: KnowledgeIndex, result: SearchResult) -> list[Quote]:
+    """Code lines of the top passages for a question about the sample code (retrieval/code_quotes.py),
+    verbatim: code is not translated, and its `language` says it is code."""
+    if not load_intents().asks_about_code(question):
+        return []
+    words = question_words(question, index.lexical.prepare(question).translated)
+    lines = matching_lines([hit.chunk for hit in result.hits[:3]], words)
+    return [Quote(n=line.rank + 1, text=line.text, source=line.text, language=CODE) for line in lines]
+
+
 def render_quotes(picked: list[tuple[int, str]], result: SearchResult, language: str,
                   translations: TranslationMemory | None) -> list[Quote]:
     """Each picked sentence in the asker's language when a reviewed rendering exists; else as written."""
@@ -310,7 +324,7 @@ def render_heading(label: str, language: str, translations: TranslationMemory | 
 
 def lead_line(templates: dict, language: str, quotes: list[Quote]) -> str:
     """Says when the quotes are translations, and when some could not be."""
-    foreign = [q for q in quotes if q.language != language]
+    foreign = [q for q in quotes if q.language not in (language, CODE)]
     translated = [q for q in quotes if q.text != q.source]
     if foreign:
         return templates["lead_untranslated"][language]
@@ -362,7 +376,8 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]
-    quotes, citations = cite_in_order_of_use(render_quotes(quoted, result, language, translations), citations)
+    rendered = render_quotes(quoted, result, language, translations) + code_quotes(question, index, result)
+    quotes, citations = cite_in_order_of_use(rendered, citations)
     missing = load_intents().not_given(question, "\n".join(q.source for q in quotes), language, picked.is_list)
     if unmentioned:  # "The documents don't mention SEA, EU; the closest they say is …"
         names = templates["name_separator"][language].join(unmentioned)
@@ -376,7 +391,8 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     for i, quote in enumerate(quotes):
         if i in picked.headings:
             lines.append(render_heading(picked.headings[i], language, translations))
-        lines.append(f"{bullet}{quote.text} [{quote.n}]")
+        shown = " ".join(f"`{part}`" for part in quote.text.splitlines()) if quote.language == CODE else quote.text
+        lines.append(f"{bullet}{shown} [{quote.n}]")
     body = "\n".join(lines) + ("\n• …" if picked.cut else "")
     return Answer(question=question, answer=f"{lead}\n{body}".strip(), abstained=False,
                   citations=citations, language=language, quotes=quotes,

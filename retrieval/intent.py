@@ -43,6 +43,7 @@ class IntentModel:
         self._subjects = {name: _matcher(entry["en"] + entry["zh"]) for name, entry in data["subjects"].items()}
         self.opposites: dict[str, str] = dict(data["opposites"])
         self._definition = _matcher(data["definition_markers"])
+        self._code = _matcher(data["code_questions"]["en"] + data["code_questions"]["zh"])
         self._specifics = [(_matcher(entry["asks"]["en"] + entry["asks"]["zh"]), re.compile(entry["evidence"]),
                              entry["what"], bool(entry.get("a_list_answers"))) for entry in data["specifics"].values()]
         follow = data["follow_up"]
@@ -105,6 +106,10 @@ class IntentModel:
 
     def kinds_labelled(self, labels: str) -> frozenset[str]:
         return frozenset(kind for kind, pattern in self._labels.items() if pattern.search(labels))
+
+    def asks_about_code(self, question: str) -> bool:
+        """Whether the question is about the sample code or the environment set-up (code lines answer it)."""
+        return bool(self._code.search(question.lower()))
 
     def is_definition(self, sentence: str) -> bool:
         return bool(self._definition.search(sentence))

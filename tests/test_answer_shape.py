@@ -176,3 +176,26 @@ def test_sources_are_numbered_in_the_order_the_answer_uses_them(kb):
     assert any(c.rank != c.n for c in answer.citations)  # here the list comes from a lower-ranked passage
     cited = {c.n: c.text for c in answer.citations}
     assert all(q.source in cited[q.n].replace("**", "") for q in answer.quotes)
+
+
+def test_a_question_about_the_sample_code_quotes_the_code_line_verbatim(kb):
+    answer = kb.ask("Which Python version does the dev environment setup use?")
+    code = [q for q in answer.quotes if q.language == "code"]
+    assert [q.source for q in code] == ["conda create -n pytorch-env python=3.8"]
+    assert f"`conda create -n pytorch-env python=3.8` [{code[0].n}]" in answer.answer
+    assert answer.answer.startswith("From the documents (translated")  # code is not a missing translation
+
+
+def test_a_question_not_about_code_quotes_no_code(kb):
+    answer = kb.ask("What are the advantages of a closed-source model?")
+    assert all(q.language != "code" for q in answer.quotes) and "`" not in answer.answer
+
+
+def test_diagrams_and_placeholders_are_not_code_to_quote():
+    from knowledge.chunking import Chunk
+    from retrieval.code_quotes import code_lines, matching_lines
+
+    text = "说明\n```\ngraph TB\n    A[开源] --> B[透明]\n```\n```python\n# 部署模型\nmodel = load('model.pth')\n...\n```"
+    chunk = Chunk(chunk_id="c", doc_id="d", title="t", section="s", ordinal=0, kind="text", text=text)
+    assert code_lines(chunk) == ["# 部署模型", "model = load('model.pth')"]
+    assert [line.text for line in matching_lines([chunk], {"部署"})] == ["# 部署模型\nmodel = load('model.pth')"]
