@@ -36,6 +36,7 @@ SENTENCE_START = re.compile(r"(?:^|[.?!。？！]\s*)[\"'“‘(]*")  # ends whe
 TITLE = re.compile(r"《([^《》]{1,60})》")  # a Chinese title: a book, a law, a course
 ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
 ABBREVIATIONS_FILE = PROMPTS_DIR / "everyday_abbreviations.yaml"
+CHINESE_NAMES_FILE = PROMPTS_DIR / "chinese_names.yaml"
 
 
 @lru_cache(maxsize=1)
@@ -70,6 +71,14 @@ def should_decline(result: SearchResult, policy: DeclinePolicy, *, cross_lingual
     return margin(result) < required
 
 
+@lru_cache(maxsize=1)
+def chinese_names() -> tuple[str, ...]:
+    """Chinese company and model names (prompts/chinese_names.yaml), longest first, so that
+    "阿里巴巴" is found before "阿里"."""
+    data = yaml.safe_load(CHINESE_NAMES_FILE.read_text(encoding="utf-8"))
+    return tuple(sorted({str(n) for group in data.values() for n in group}, key=len, reverse=True))
+
+
 def answers_in_part(result: SearchResult, policy: DeclinePolicy, *, cross_lingual: bool) -> bool:
     """For a question naming what the documents never mention, that `should_decline` declined:
     whether it is close enough to the documents for "they don't mention X; the closest they say
@@ -96,13 +105,16 @@ def is_name(token: str, at_sentence_start: bool, in_chinese: bool) -> bool:
 def unknown_names(question: str, mentions: Callable[[str], bool]) -> list[str]:
     """Names in the question that the documents never mention (`mentions` asks the corpus).
 
-    Latin-script names are found by their capitals or digits; Chinese names only when
-    quoted as titles (《生成式人工智能服务管理暂行办法》): jieba cannot tell a product
-    name (通义千问) from other words.
+    Latin-script names are found by their capitals or digits; Chinese names when quoted as
+    titles (《生成式人工智能服务管理暂行办法》) or listed in prompts/chinese_names.yaml (通义千问):
+    jieba cannot tell a product name from other words.
     """
     in_chinese = bool(CJK.search(question))
     names = [title for title in TITLE.findall(question) if not mentions(title)]
     question = TITLE.sub(" ", question)
+    for name in chinese_names():  # a listed Chinese name, unless part of a longer one already found
+        if name in question and not mentions(name) and not any(name in found for found in names):
+            names.append(name)
     first_words = {m.end() for m in SENTENCE_START.finditer(question)}  # one pass, not one per word
     for match in LATIN_TOKEN.finditer(question):
         start = match.start() in first_words

@@ -119,6 +119,13 @@ def test_a_question_about_something_the_documents_never_name_is_declined_and_say
     assert name in answer.answer.split("\n")[0]
 
 
+def test_a_chinese_company_or_model_name_the_documents_never_mention_counts_as_unknown(kb):
+    """jieba cannot tell 通义千问 from other words: listed names (prompts/chinese_names.yaml) can."""
+    answer = kb.ask("阿里通义千问当初为什么决定开源？")
+    assert answer.coverage in ("declined", "partial") and "通义千问" in answer.answer.split("\n")[0]
+    assert kb.ask("谷歌的BERT是开源的吗？").coverage == "answered"  # 谷歌 and BERT are in the documents
+
+
 @pytest.mark.parametrize("question", [
     "our CFO keeps asking whether closed source is cheaper to run long term. what do the docs say?",
     "which real world use cases does the 2nd article walk through?",
