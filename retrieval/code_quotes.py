@@ -20,6 +20,9 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)*")
 DIAGRAM = re.compile(r"-->|^\s*graph\s+(?:TB|LR|TD|BT|RL)\b")
 MAX_LINES = 2  # snippets per answer: the line asked for, not the listing
+# Words every code question and much code share: they say nothing about which line is asked for.
+GENERIC = frozenset({"code", "sample", "example", "version", "model", "open", "source", "closed", "use", "the",
+                     "and", "for", "how", "what", "which", "does", "set", "setup", "dev"})
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,15 @@ def matching_lines(chunks: list[Chunk], question_words: set[str]) -> list[CodeLi
     for rank, chunk in enumerate(chunks):
         lines = code_lines(chunk)
         for i, line in enumerate(lines):
-            shared = len(_words(line) & question_words)
-            if not shared:
+            shared = _words(line) & question_words
+            # an identifier ("cudatoolkit", "python") is evidence; one common Chinese word ("训练") is not
+            score = 2 * sum(w.isascii() for w in shared) + sum(not w.isascii() for w in shared)
+            if score < 2:
                 continue
             text = line.strip()
             if text.startswith("#") and i + 1 < len(lines) and not lines[i + 1].strip().startswith("#"):
                 text = f"{text}\n{lines[i + 1].strip()}"  # a comment names what the next line does
-            scored.append((-shared, rank, i, CodeLine(rank, text)))
+            scored.append((-score, rank, i, CodeLine(rank, text)))
     scored.sort(key=lambda s: s[:3])
     chosen: list[CodeLine] = []
     for *_, line in scored:
@@ -70,4 +75,4 @@ def matching_lines(chunks: list[Chunk], question_words: set[str]) -> list[CodeLi
 
 
 def question_words(question: str, translated: list[str]) -> set[str]:
-    return _words(question) | {t for t in translated if len(t) >= 2}
+    return (_words(question) | {t for t in translated if len(t) >= 2}) - GENERIC

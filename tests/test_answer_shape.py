@@ -195,7 +195,10 @@ def test_diagrams_and_placeholders_are_not_code_to_quote():
     from knowledge.chunking import Chunk
     from retrieval.code_quotes import code_lines, matching_lines
 
-    text = "说明\n```\ngraph TB\n    A[开源] --> B[透明]\n```\n```python\n# 部署模型\nmodel = load('model.pth')\n...\n```"
+    text = ("说明\n```\ngraph TB\n    A[开源] --> B[透明]\n```\n"
+            "```python\n# 部署模型\nmodel = load('model.pth')\n...\n```")
     chunk = Chunk(chunk_id="c", doc_id="d", title="t", section="s", ordinal=0, kind="text", text=text)
     assert code_lines(chunk) == ["# 部署模型", "model = load('model.pth')"]
-    assert [line.text for line in matching_lines([chunk], {"部署"})] == ["# 部署模型\nmodel = load('model.pth')"]
+    found = matching_lines([chunk], {"部署", "模型"})
+    assert [line.text for line in found] == ["# 部署模型\nmodel = load('model.pth')"]
+    assert matching_lines([chunk], {"部署"}) == []  # one common Chinese word is not evidence enough
