@@ -40,6 +40,7 @@ from strategy_bot.settings import Settings  # noqa: E402
 from strategy_bot.tuning import Tuning  # noqa: E402
 
 EVAL_FILES = [REPO / "eval" / "strategy_qa.jsonl", REPO / "eval" / "holdout_qa.jsonl",
+              REPO / "eval" / "answers_qa.jsonl",
               REPO.parent / "shared" / "eval" / "public_qa.jsonl"]
 MODES = ("dense", "lexical", "hybrid")
 COLD_QUESTION = "What are the advantages of a closed-source model?"
@@ -150,14 +151,22 @@ def bench_batch(data_dir: Path, questions: list[str], runs: int) -> dict:
             "marginal_ms": (many - one) / (len(questions) - 1) * 1000, "peak_rss_mb": rss}
 
 
-def bench_quality(kb: KnowledgeBase, sets: dict[str, list[EvalItem]]) -> list[list[object]]:
-    rows = []
+def bench_quality(kb: KnowledgeBase, sets: dict[str, list[EvalItem]]) -> tuple[list[list[object]], list[list[object]]]:
+    """Retrieval per mode, and what the reader gets (the hybrid answers): key-point recall over the
+    shown text and the quotes' originals, English questions answered in English, coverage, length."""
+    rows, answers = [], []
     for name, items in sets.items():
         for mode in MODES:
             report = evaluate(kb, items, mode=mode)
             rows.append([name, mode, report.answerable, report.recall_at_5, report.mrr,
                          f"{report.declined}/{report.unanswerable}", len(report.wrongly_declined)])
-    return rows
+            if mode == "hybrid":
+                answers.append([name, report.keypoint_recall, f"{report.points_covered}/{report.points_total}",
+                                f"{report.english_answers}/{report.english_answered}",
+                                f"{len(report.partial)}/{report.answerable}",
+                                f"{report.declined + report.unanswerable_partial}/{report.unanswerable}",
+                                report.to_dict()["answer_chars_median"]])
+    return rows, answers
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -200,7 +209,7 @@ def main() -> None:
         note("batch cost")
         batch = bench_batch(data_dir, questions[: max(2, args.batch)], args.cold_runs)
         note("retrieval quality: dense, lexical, hybrid")
-        quality = bench_quality(kb, sets)
+        quality, answers = bench_quality(kb, sets)
 
     print(table("Speed and memory", ["measure", "value", "unit", "notes"], [
         ["index build (wall, CLI)", build["wall_s"], "s", f"{build['documents']} docs, {build['chunks']} chunks, "
@@ -223,6 +232,9 @@ def main() -> None:
     print(table("Retrieval quality (end to end: KnowledgeBase.ask(mode=...))",
                 ["eval set", "mode", "answerable", "recall@5", "MRR", "off-topic declined", "answerable declined"],
                 quality))
+    print(table("Answers (hybrid): what the reader gets",
+                ["eval set", "key-point recall", "points", "English in English", "answerable partial",
+                 "off-topic declined or partial", "median chars"], answers))
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
