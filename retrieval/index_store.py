@@ -357,6 +357,7 @@ class IndexStore:
             [Path(f) for f in knowledge_dirs]
         with self._build_lock():
             self._remove_unfinished()
+            self._prepare_build()
             report = load_folders(folders, self.parse_limits)
             if not report.documents:
                 raise NoDocuments(_no_documents_message(folders, report, index_kept=self.exists()))
@@ -369,6 +370,7 @@ class IndexStore:
             try:
                 memory = TranslationMemory.from_folders([*folders, *self.translation_folders])
                 self._write_build(folder, report.documents, cache, summary, built_by, progress, memory)
+                self._publish(folder)
                 self._swap(folder)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -377,6 +379,14 @@ class IndexStore:
         summary.build_id = build_id
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _prepare_build(self) -> None:
+        """Hook run under the build lock before the documents are read (retrieval/shared_index.py
+        brings in the published build and every upload there); nothing to do on one disk."""
+
+    def _publish(self, folder: Path) -> None:
+        """Hook run on a finished build before it is swapped in (shared_index.py stores it for every
+        replica; a failure there removes the build and keeps the old one); nothing to do on one disk."""
 
     def _remove_unfinished(self) -> None:
         """Delete what killed builds left: folders without meta.json and stray temporary links.
