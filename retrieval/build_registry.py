@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # pg_try_advisory_lock key of a build: a constant no other tool on the database uses ("reindex!").
 BUILD_LOCK_KEY = 0x7265696E64657821
+LISTENER_NAME = "strategy-bot build listener"  # its application_name in pg_stat_activity
 CHANNEL = "strategy_bot_builds"  # NOTIFY channel; the payload is the new build's id
 # Builds kept in the database: the served one and two before it, so a replica still loading the
 # previous build (or rolling back by hand) finds it; each is a few MB for the shipped corpus.
@@ -263,7 +264,8 @@ class BuildFollower:
     def _listen(self) -> None:
         import psycopg
 
-        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as connection:
+        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5,
+                             application_name=LISTENER_NAME) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             self.connected.set()
             self._changed()  # whatever was published while we were not listening
