@@ -51,6 +51,7 @@ CHANNEL = "strategy_bot_builds"  # NOTIFY channel; the payload is the new build'
 # previous build (or rolling back by hand) finds it; each is a few MB for the shipped corpus.
 KEEP_PUBLISHED = 3
 POINTER_CHECK_S = 30.0  # fallback when a NOTIFY is missed (listener reconnecting): the pointer is read
+WAKE_S = 1.0  # the listener looks up from waiting this often (to stop promptly)
 RECONNECT_S = (1.0, 2.0, 5.0, 10.0)  # waits between reconnection attempts of the listener, then the last
 EXTRA_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_][A-Za-z0-9_.-]*")  # `translations/translations.en.jsonl`
 
@@ -269,13 +270,15 @@ class BuildFollower:
             connection.execute(f"LISTEN {CHANNEL}")
             self.connected.set()
             self._changed()  # whatever was published while we were not listening
+            checked = time.monotonic()
             while not self._stop.is_set():
-                heard = False
-                for _ in connection.notifies(timeout=self.check_every_s, stop_after=1):
-                    heard = True
-                if not heard:
-                    connection.execute("SELECT 1")  # a dead server is noticed here, not never
-                self._changed()
+                # short waits, so `stop` is prompt; the pointer is read on a notification or every check_every_s
+                heard = bool(list(connection.notifies(timeout=WAKE_S, stop_after=1)))
+                if heard or time.monotonic() - checked >= self.check_every_s:
+                    if not heard:
+                        connection.execute("SELECT 1")  # a dead server is noticed here, not never
+                    self._changed()
+                    checked = time.monotonic()
 
     def _changed(self) -> None:
         try:
