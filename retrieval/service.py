@@ -312,8 +312,8 @@ class KnowledgeBase:
             store = self.store
             if isinstance(store, SharedIndexStore):
                 store.follow()
-            if self._index is None:  # not loaded yet, or it failed (a build running elsewhere): load what is here
-                return self._load_if_present(store)
+            if self._index is None:  # shared: the start-up load may have met a build running elsewhere
+                return self._load_if_present(store) if isinstance(store, SharedIndexStore) else False
             if store.current_link.resolve() == self._index.path or not store.exists():
                 return False
             new_index = store.load()
