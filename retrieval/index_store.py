@@ -33,6 +33,10 @@ An ordinary re-index repairs a damaged build: it reuses every file whose checksu
 takes what the damaged files held from the older build kept beside it when it can, and
 embeds only the rest. This module is the only one that reads a build's files; the
 vector cache is handed what is reusable (`VectorCache.remember`).
+
+With DATABASE_URL on PostgreSQL, `retrieval/shared_index.py` runs the same builds under the
+database's advisory lock and publishes each one for every replica (through the two hooks
+`_prepare_build` and `_publish`); the files and their layout here stay exactly as described.
 """
 from __future__ import annotations
 
