@@ -12,7 +12,12 @@ from typing import Callable, Iterable
 from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
 
 from bot import middleware
 from bot.listeners import register_all
@@ -22,6 +27,10 @@ from strategy_bot.settings import Settings
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After (plus up to 1 s of jitter)
+SERVER_ERROR_RETRIES = 2  # after 0.5 s, then 1 s (slack_sdk's backoff)
+# Calls that may have taken effect although Slack answered 5xx or the connection dropped: never repeated
+# blind. The answer's chat.postMessage is repeated by the resumer after reading the thread back.
+NOT_BLINDLY_REPEATED = ("/chat.postMessage",)
 Register = Callable[[App, Services], None]
 
 
@@ -29,13 +38,33 @@ class SlackSetupError(RuntimeError):
     """Slack refused the bot's token at start-up; the message says what to fix (never the token)."""
 
 
+class _RepeatableOnly:
+    """Mixin for slack_sdk retry handlers: no retry of a call in NOT_BLINDLY_REPEATED (a 429 is always
+    safe to retry: Slack refused it before doing anything)."""
+
+    def _can_retry(self, *, state, request: HttpRequest, response=None, error=None) -> bool:
+        if request.url.split("?")[0].endswith(NOT_BLINDLY_REPEATED):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)  # type: ignore
+
+
+class RepeatableServerErrorRetry(_RepeatableOnly, ServerErrorRetryHandler):
+    """slack_sdk's retry of HTTP 500/503, for calls that can be repeated."""
+
+
+class RepeatableConnectionErrorRetry(_RepeatableOnly, ConnectionErrorRetryHandler):
+    """slack_sdk's retry of dropped connections, for calls that can be repeated."""
+
+
 def make_web_client(settings: Settings) -> WebClient:
-    """A Web API client that retries rate-limited calls after `Retry-After`, and dropped connections."""
+    """A Web API client that retries rate-limited calls after `Retry-After`, and server errors and dropped
+    connections with a backoff (except posting a message: see NOT_BLINDLY_REPEATED)."""
     return WebClient(
         token=settings.slack_bot_token or None,
         base_url=_with_slash(settings.slack_api_url),
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
-                        RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
+        retry_handlers=[RepeatableConnectionErrorRetry(max_retry_count=2),
+                        RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+                        RepeatableServerErrorRetry(max_retry_count=SERVER_ERROR_RETRIES)],
     )
 
 

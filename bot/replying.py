@@ -11,6 +11,12 @@ retries a rate-limited call only when Slack asks to wait at most COSMETIC_MAX_WA
 (the answer's own calls wait out any Retry-After: the answer is the point). The progress
 marker is shown and removed on a background lane of its own, one call after the other,
 so a 429 with `Retry-After: 20` on the 👀 cost the answer nothing (it used to cost 20.7 s).
+
+Posting is idempotent per Slack event: every message answering an event carries message
+`metadata` (`event_type` ANSWER_EVENT_TYPE, `event_payload` {"event_id", "complete"}), and
+`find_posted` reads the thread back (`conversations.replies`, or `conversations.history`
+for a top-level DM answer, with `include_all_metadata`) so a resumed or retried event
+finds the answer it already posted instead of posting it twice.
 """
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.client import HTTPException
 from typing import Any, Callable, Optional
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -31,6 +39,11 @@ from bot.blocks.answer import Message
 
 log = logging.getLogger(__name__)
 
+ANSWER_EVENT_TYPE = "strategy_bot_answer"  # the metadata event type of every message answering an event
+FIND_PAGES = 5  # pages of a thread read back looking for an earlier answer (200 messages each)
+# Slack error codes that say "try again later" (HTTP 5xx and 429 are transient whatever the code).
+TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
+                              "request_timeout"})
 COSMETIC_MAX_WAIT_S = 2  # a cosmetic call is retried only when Retry-After is at most this
 COSMETIC_TIMEOUT_S = 10  # seconds per cosmetic call (the answer's calls keep the client's 30)
 
@@ -61,6 +74,26 @@ def retry_after_s(response: HttpResponse) -> float:
     return 1.0
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A Slack failure worth retrying later: HTTP 5xx or 429, Slack's own "try later" codes, or no
+    answer at all (connection refused or reset, a timeout, a broken HTTP exchange). Other OSErrors
+    (a local file) are not: they would be retried for an hour without the user hearing of it."""
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", 200) or 200
+        return status >= 500 or status == 429 or error_code(exc) in TRANSIENT_ERRORS
+    return isinstance(exc, (URLError, ConnectionError, TimeoutError, HTTPException))
+
+
+def error_code(exc: BaseException) -> str:
+    """Slack's error code (`channel_not_found`), or the exception's type for anything else."""
+    if isinstance(exc, SlackApiError):
+        try:
+            return str(exc.response.get("error") or f"http_{exc.response.status_code}")
+        except AttributeError:  # a body that is not JSON
+            return f"http_{exc.response.status_code}"
+    return type(exc).__name__
+
+
 def cosmetic_client(client: WebClient) -> WebClient:
     """A client for calls the answer does not need: same token and API, short waits."""
     return WebClient(token=client.token, base_url=client.base_url, timeout=COSMETIC_TIMEOUT_S,
@@ -78,6 +111,7 @@ class Reply:
     thread_ts: str | None  # None: reply at the top level (a DM question outside any thread)
     assistant_thread: bool = False
     reaction: str = "eyes"
+    event_id: str | None = None  # the Slack event answered: carried in each message's metadata
     placeholder_ts: str | None = None
     _shown: str | None = None  # "reaction" or "status" once the progress marker is up
     _shown_at: float = 0.0
@@ -97,23 +131,65 @@ class Reply:
 
     def placeholder(self, message: Message) -> None:
         """Post a stand-in message now; `send` will replace it in place."""
+        if self.placeholder_ts:  # a resumed answer reuses the placeholder it posted before
+            return
         response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, text=message.text,
-                                                blocks=message.blocks, unfurl_links=False, unfurl_media=False)
+                                                blocks=message.blocks, unfurl_links=False, unfurl_media=False,
+                                                **self._metadata(complete=False))
         self.placeholder_ts = response["ts"]
 
     def send(self, message: Message) -> str:
         """Post the message (or update the placeholder); returns its ts. Rate limits are retried by the client."""
         if self.placeholder_ts:
             self.client.chat_update(channel=self.channel, ts=self.placeholder_ts, text=message.text,
-                                    blocks=message.blocks)
+                                    blocks=message.blocks, **self._metadata(complete=True))
             ts = self.placeholder_ts
         else:
             response = self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
                                                     text=message.text, blocks=message.blocks,
-                                                    unfurl_links=False, unfurl_media=False)
+                                                    unfurl_links=False, unfurl_media=False,
+                                                    **self._metadata(complete=True))
             ts = str(response["ts"])
         self._sent_at = time.monotonic()
         return ts
+
+    def find_posted(self) -> tuple[str, bool] | None:
+        """(ts, complete) of the message this event's answer was posted as, if it is in Slack already;
+        `complete` is False for a placeholder the answer never replaced (it is then reused)."""
+        if not self.event_id:
+            return None
+        if self.thread_ts:  # the thread: its parent and every reply
+            pages = self._pages(self.client.conversations_replies, channel=self.channel, ts=self.thread_ts)
+        else:  # a top-level answer in a DM: the channel's messages since the question
+            pages = self._pages(self.client.conversations_history, channel=self.channel, oldest=self.question_ts)
+        for messages in pages:
+            for message in messages:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == ANSWER_EVENT_TYPE and payload.get("event_id") == self.event_id:
+                    return str(message["ts"]), bool(payload.get("complete", True))
+        return None
+
+    def resume_from(self, placeholder_ts: str) -> None:
+        """Carry on from a placeholder an earlier attempt posted: `send` replaces it."""
+        self.placeholder_ts = placeholder_ts
+
+    @staticmethod
+    def _pages(method: Callable[..., Any], **kwargs: Any):
+        """The `messages` of each page of a conversations.* read (cursor pagination, FIND_PAGES at most)."""
+        cursor = None
+        for _ in range(FIND_PAGES):
+            response = method(include_all_metadata=True, limit=200, cursor=cursor, **kwargs)
+            yield response.get("messages") or []
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not response.get("has_more") or not cursor:
+                return
+
+    def _metadata(self, *, complete: bool) -> dict:
+        if not self.event_id:
+            return {}
+        return {"metadata": {"event_type": ANSWER_EVENT_TYPE,
+                             "event_payload": {"event_id": self.event_id, "complete": complete}}}
 
     def progress(self, message: Message) -> None:
         """Show the answer so far in the placeholder (an LLM writing); a failed update only costs the preview.

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import SlackSetupError, build_app
 from bot.http_server import create_http_server, stop_http_server
+from bot.resume import Resumer
 from bot.services import Services, build_services
 from bot.wsgi import BotWsgiApp
 from strategy_bot.settings import Settings
@@ -30,14 +31,19 @@ def serve_forever(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM. The index loads in the background; `/healthz` says when it is ready."""
     _stop_on_sigterm()
     services = build_services(settings)
+    resumer = None
     try:
         services.load_index_in_background()
         app = build_app(services)
+        resumer = Resumer(app, services)  # answers what a crash left acknowledged but unanswered
+        resumer.start()
         if settings.slack_app_token:
             _serve_socket_mode(app, services)
         else:
             _serve_http(app, services)
     finally:
+        if resumer is not None:
+            resumer.stop()
         services.close()
 
 

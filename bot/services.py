@@ -101,7 +101,7 @@ def build_services(settings: Settings, kb: KnowledgeBase | None = None) -> Servi
     return Services(
         settings=settings,
         kb=kb if kb is not None else KnowledgeBase(settings, database=database),
-        deliveries=DeliveryLog(data / "slack_deliveries.sqlite3"),
+        deliveries=DeliveryLog(data / "slack_deliveries.sqlite3", lease_s=settings.delivery_lease_s),
         conversations=ConversationLog(database),
         feedback=FeedbackLog(database),
         dialogues=DialogueStore(database),

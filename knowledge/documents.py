@@ -20,6 +20,7 @@ TITLES_FILE = "titles.yaml"
 # A folder's translation memory (`translations.en.jsonl`, see knowledge/tm_units.py) is
 # data about its documents, like titles.yaml: neither a document nor a file to report.
 TRANSLATION_MEMORY = re.compile(r"^translations\.[A-Za-z-]+\.jsonl$")
+SHIPPED_VECTORS = "corpus.vectors.npz"  # the documents' vectors, shipped beside them (retrieval/corpus_vectors.py)
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ def first_heading(text: str) -> str | None:
 
 
 def is_folder_metadata(name: str) -> bool:
-    """titles.yaml and translation memories describe the folder's documents; they are not documents."""
-    return name == TITLES_FILE or bool(TRANSLATION_MEMORY.match(name))
+    """titles.yaml, translation memories and shipped vectors describe the folder's documents; they
+    are not documents."""
+    return name in (TITLES_FILE, SHIPPED_VECTORS) or bool(TRANSLATION_MEMORY.match(name))
 
 
 def candidate_files(folder: Path) -> list[Path]:

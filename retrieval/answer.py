@@ -144,6 +144,7 @@ class Picked:
     quotes: list[tuple[int, str]]  # (citation number, original text), in reading order
     is_list: bool  # a list of the documents, whole and in order
     cut: bool = False  # the list had more items than an answer shows
+    headings: dict[int, str] = field(default_factory=dict)  # quote index -> the list label shown before it
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,48 @@ def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], Lis
     return Picked([(key[0], item) for item in shown], is_list=True, cut=len(items) > len(shown))
 
 
+def _paired_lists(candidates: list[_Candidate], blocks: dict[tuple[int, int], ListBlock],
+                  intent: Intent, weights: AnswerTuning) -> Picked | None:
+    """Both models' lists of one passage, each under its label, when the question weighs one
+    model against the other ("open or closed for a support chatbot?", "开源还是闭源…"): the
+    documents answer such questions with parallel lists ("开源模式：… 闭源模式：…"), and one of
+    them alone answers half the question. Only the passage of the best sentence is considered:
+    a question that names both models but asks something else ("为什么这个选择很重要？") is
+    answered from elsewhere, and a generic pair of lists would not answer it."""
+    model = load_intents()
+    if len(intent.subjects) < 2 or "definition" in intent.kinds:
+        return None
+    best = candidates[0].score
+    scores: dict[tuple[int, int], list[float]] = {}
+    for candidate in candidates:
+        if candidate.block is not None and candidate.score >= best - weights.sentence_slack:
+            scores.setdefault(candidate.block, []).append(candidate.score)
+    n, chosen = candidates[0].n, []
+    for subject in sorted(intent.subjects):
+        keys = [k for k in scores if k[0] == n and len(blocks[k].items) >= 2
+                and model.subjects_in(blocks[k].describes()) == {subject}]
+        if intent.kinds:  # "advantages of each": the lists labelled so, when the passage has them
+            keys = [k for k in keys if intent.kinds & model.kinds_labelled(blocks[k].describes())] or keys
+        if not keys:
+            return None
+        chosen.append(max(keys, key=lambda k: max(scores[k]) + sum(scores[k]) / len(scores[k])))
+    return _grouped(sorted(chosen), blocks, weights)
+
+
+def _grouped(keys: list[tuple[int, int]], blocks: dict[tuple[int, int], ListBlock], weights: AnswerTuning) -> Picked:
+    quotes: list[tuple[int, str]] = []
+    headings: dict[int, str] = {}
+    cut = False
+    per_list = max(2, weights.max_list_items // len(keys))  # the pair together stays a handful of bullets
+    for key in keys:
+        block = blocks[key]
+        headings[len(quotes)] = block.lead or (block.labels[-1] if block.labels else "")
+        shown = block.items[:per_list]
+        cut = cut or len(block.items) > len(shown)
+        quotes.extend((key[0], item) for item in shown)
+    return Picked(quotes, is_list=True, cut=cut, headings=headings)
+
+
 def _fits(block: ListBlock, intent: Intent) -> bool:
     """A list answers the question when it is labelled with what was asked, or introduced as an
     answer ("…以下几个方面：") and not a glossary (mostly definitions)."""
@@ -228,7 +271,7 @@ def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent:
     candidates = _candidates(index, result, intent, tuning, blocks, renderings)
     if not candidates:
         return Picked([], is_list=False)
-    listed = _list_answer(candidates, blocks, intent, tuning)
+    listed = _paired_lists(candidates, blocks, intent, tuning) or _list_answer(candidates, blocks, intent, tuning)
     if listed is not None:
         return listed
     best = candidates[0].score
@@ -253,6 +296,16 @@ def render_quotes(picked: list[tuple[int, str]], result: SearchResult, language:
         quotes.append(Quote(n=n, text=rendering or source, source=source,
                             language=language if rendering else passage_language))
     return quotes
+
+
+def render_heading(label: str, language: str, translations: TranslationMemory | None) -> str:
+    """A list's label ("开源模式：") in the asker's language when the memory has it, ending in a colon."""
+    bare = label.rstrip("：: ")
+    rendered = None
+    if translations is not None and language_of(bare) != language:
+        rendered = translations.render(label, language) or translations.render(bare, language)
+    text = (rendered or bare).rstrip("：: ")
+    return text + ("：" if language == "zh" else ":")
 
 
 def lead_line(templates: dict, language: str, quotes: list[Quote]) -> str:
@@ -319,7 +372,12 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     else:
         lead = partial_line(templates, language, quotes, missing)
     bullet = "• " if picked.is_list else ""
-    body = "\n".join(f"{bullet}{quote.text} [{quote.n}]" for quote in quotes) + ("\n• …" if picked.cut else "")
+    lines = []
+    for i, quote in enumerate(quotes):
+        if i in picked.headings:
+            lines.append(render_heading(picked.headings[i], language, translations))
+        lines.append(f"{bullet}{quote.text} [{quote.n}]")
+    body = "\n".join(lines) + ("\n• …" if picked.cut else "")
     return Answer(question=question, answer=f"{lead}\n{body}".strip(), abstained=False,
                   citations=citations, language=language, quotes=quotes,
                   coverage="answered" if missing is None else "partial")

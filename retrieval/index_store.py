@@ -65,6 +65,7 @@ from knowledge.parsers import ParseLimits, supported_suffixes
 from knowledge.sentences import Sentence, sentences_in_context
 from knowledge.translations import TranslationMemory
 from retrieval.background_vectors import background_sha, read_background, read_shipped
+from retrieval.corpus_vectors import offer_shipped
 from retrieval.crosslingual import build_term_map
 from retrieval.embeddings import VectorEmbeddings
 from retrieval.lexical import LexicalIndex, view_tokens
@@ -228,9 +229,13 @@ class KnowledgeIndex:
         self.rendered_mask = np.array(self.rendered if self.rendered is not None else [False] * len(self.chunks),
                                       dtype=bool)
         views = self.view_texts if self.view_texts is not None else [""] * len(self.chunks)
-        # BM25 over the renderings only (a gloss is a bag of dictionary senses, not text to rank)
-        self.view_lexical = LexicalIndex([v if r else "" for v, r in zip(views, self.rendered_mask)],
-                                         tokenizer=view_tokens)
+        # BM25 in the other language, over every passage, or the rendered ones alone would get its
+        # vote: the renderings, passages written in that language (an English document among
+        # Chinese ones) as they are, and a passage not rendered yet by its word-by-word gloss
+        other = "en" if self.language == "zh" else "zh"
+        texts = [c.embedding_text() if not r and language_of(c.text) == other else v
+                 for v, r, c in zip(views, self.rendered_mask, self.chunks)]
+        self.view_lexical = LexicalIndex(texts, tokenizer=view_tokens)
         self.view_baseline = similarity_baseline(self.gloss_vectors, self.background_queries) \
             if self.gloss_vectors is not None else None
         rows = self.sentence_views or []
@@ -366,6 +371,7 @@ class IndexStore:
             if not report.documents:
                 raise NoDocuments(_no_documents_message(folders, report, index_kept=self.exists()))
             previous, cache, damaged = (None, VectorCache(), []) if rebuild else self._reusable()
+            offer_shipped(cache, folders, self.embeddings.model_id)  # the shipped documents' vectors
             summary = self._summarise(report, previous)
             summary.repaired = damaged
             build_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"

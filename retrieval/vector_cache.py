@@ -47,6 +47,11 @@ class VectorCache:
         for text, vector in zip(texts, vectors):
             self.known.setdefault(prefix + text_sha(text), vector)
 
+    def remember_hashed(self, shas: Sequence[str], vectors: np.ndarray) -> None:
+        """Offer passage vectors known only by their texts' sha256 (retrieval/corpus_vectors.py)."""
+        for sha, vector in zip(shas, vectors):
+            self.known.setdefault(sha, vector)
+
     def remember_glosses(self, chunk_texts: Sequence[str], glosses: Sequence[str]) -> None:
         """Offer the English gloss of each chunk (by the chunk's embedding text)."""
         if len(chunk_texts) != len(glosses):

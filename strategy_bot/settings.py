@@ -141,6 +141,9 @@ class Settings:
                                          "included)", section="slack")
     http_request_timeout_s: float = setting(10.0, "a request's headers and body must arrive within this many "
                                             "seconds of its first byte", section="slack")
+    delivery_lease_s: float = setting(30.0, "seconds a process holds an event it is answering without renewing "
+                                      "the hold (renewed every third of it); a crashed process's events are "
+                                      "answered by a restart or another replica this long after", section="slack")
     admin_user_ids: tuple[str, ...] = setting((), "comma-separated Slack user ids allowed to re-index and add "
                                               "documents", section="slack")
     allow_workspace_admins: bool = setting(False, "workspace admins and owners count as admins too (needs the "
@@ -223,6 +226,8 @@ class Settings:
             scheme = self.database_url.split(":", 1)[0][:20]  # never the rest: it may hold a password
             raise SettingsError(f"DATABASE_URL must start with postgresql:// (or postgres://, sqlite:///), "
                                 f"not {scheme}:")
+        if not 0.3 <= self.delivery_lease_s <= 3600:
+            raise SettingsError("DELIVERY_LEASE_S must be between 0.3 and 3600 seconds")
         if self.max_document_chars < 1000 or self.max_document_expanded_mb < 1:
             raise SettingsError("MAX_DOCUMENT_CHARS must be at least 1000 and MAX_DOCUMENT_EXPANDED_MB at least 1")
 

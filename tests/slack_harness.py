@@ -6,7 +6,11 @@
   per method, 429s with `Retry-After` injected, files served for `files.info` +
   `url_private_download` (bearer token required; or a redirect elsewhere), `response_url`
   posts recorded.
-  Like Slack, it refuses messages over the block limits (`invalid_blocks`).
+  Like Slack, it refuses messages over the block limits (`invalid_blocks`). Messages posted
+  with `chat.postMessage` are kept (with their `metadata`, updated by `chat.update`) and read
+  back by `conversations.replies` / `conversations.history` in Slack's shapes (metadata only
+  with `include_all_metadata`); `hold(method)` keeps a method's responses back (the message is
+  posted, the answer not sent) until `release(method)`, to kill a bot mid-post.
 - `FakeSocketModeServer`: the WebSocket end of Socket Mode (ws:// on loopback) that pushes
   `events_api` envelopes and records the bot's acks.
 - `sign(...)`: Slack's v0 request signature headers.
@@ -127,6 +131,8 @@ class FakeSlackAPI:
         self._files: dict[str, FakeFile] = {}
         self._redirects: dict[str, str] = {}
         self._users: dict[str, dict] = {}
+        self._messages: dict[str, list[dict]] = {}  # channel -> messages the bot posted, in order
+        self._holds: dict[str, threading.Event] = {}
         self._cond = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
 
@@ -202,7 +208,23 @@ class FakeSlackAPI:
             self._users[user_id] = {"id": user_id, "name": user_id.lower(), "team_id": self.team_id,
                                     "is_admin": False, "is_owner": False, "is_bot": False, **fields}
 
+    def hold(self, method: str) -> None:
+        """Calls of `method` are carried out (a message is posted) but not answered until `release`."""
+        with self._cond:
+            self._holds[method] = threading.Event()
+
+    def release(self, method: str) -> None:
+        with self._cond:
+            gate = self._holds.pop(method, None)
+        if gate is not None:
+            gate.set()
+
     # inspection
+    def messages(self, channel: str | None = None) -> list[dict]:
+        """Messages the bot posted (as Slack keeps them: ts, thread_ts, text, blocks, metadata)."""
+        with self._cond:
+            return [dict(m) for c, kept in self._messages.items() if channel in (None, c) for m in kept]
+
     def calls(self, method: str | None = None) -> list[Call]:
         with self._cond:
             return [c for c in self._calls if method is None or c.method == method]
@@ -247,6 +269,7 @@ class FakeSlackAPI:
         with self._cond:
             self._calls.clear()
             self._scripts.clear()
+            self._messages.clear()
 
     # request handling (called by the HTTP handler's threads)
     def _record(self, call: Call) -> None:
@@ -290,11 +313,19 @@ class FakeSlackAPI:
             if problem:
                 return {"ok": False, "error": problem}
             ts = body.get("ts") if method == "chat.update" else new_ts()
-            message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "ts": ts,
-                       "text": body.get("text", ""), "blocks": body.get("blocks", [])}
+            message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "app_id": APP_ID,
+                       "ts": ts, "text": body.get("text", ""), "blocks": body.get("blocks", [])}
             if body.get("thread_ts"):
                 message["thread_ts"] = body["thread_ts"]
+            metadata = _metadata_of(body)
+            if metadata:
+                message["metadata"] = metadata
+            self._keep(method, str(body.get("channel")), message)
             return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": message}
+        if method == "conversations.replies":
+            return self._replies(body)
+        if method == "conversations.history":
+            return self._history(body)
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": new_ts()}
         if method == "files.info":
@@ -304,9 +335,64 @@ class FakeSlackAPI:
             user = self._users.get(str(body.get("user")))
             return {"ok": True, "user": user or {"id": body.get("user"), "is_admin": False, "is_owner": False,
                                                  "is_bot": False, "team_id": self.team_id}}
-        if method == "conversations.replies":
-            return {"ok": True, "messages": [], "has_more": False}
         return {"ok": True}
+
+    def _keep(self, method: str, channel: str, message: dict) -> None:
+        with self._cond:
+            kept = self._messages.setdefault(channel, [])
+            if method == "chat.postMessage":
+                kept.append(message)
+                return
+            for old in kept:  # chat.update: the message changes in place (metadata only when given)
+                if old["ts"] == message["ts"]:
+                    old.update({k: v for k, v in message.items() if k not in {"thread_ts", "metadata"}})
+                    if "metadata" in message:
+                        old["metadata"] = message["metadata"]
+
+    def _replies(self, body: dict) -> dict:
+        """conversations.replies: the thread's parent (the question: a person's message) and the replies."""
+        channel, ts = str(body.get("channel")), str(body.get("ts"))
+        with self._cond:
+            kept = [dict(m) for m in self._messages.get(channel, [])]
+        parent = next((m for m in kept if m["ts"] == ts), None) or {
+            "type": "message", "user": USER_ID, "text": "(the question)", "ts": ts, "thread_ts": ts}
+        replies = sorted((m for m in kept if m.get("thread_ts") == ts and m["ts"] != ts), key=lambda m: m["ts"])
+        parent.update(thread_ts=ts, reply_count=len(replies))
+        return self._page([parent, *replies], body)
+
+    def _history(self, body: dict) -> dict:
+        """conversations.history: top-level messages after `oldest`, newest first."""
+        channel, oldest = str(body.get("channel")), float(body.get("oldest") or 0)
+        with self._cond:
+            kept = [dict(m) for m in self._messages.get(channel, [])]
+        top = [m for m in kept if m.get("thread_ts") in (None, m["ts"]) and float(m["ts"]) > oldest]
+        return self._page(sorted(top, key=lambda m: float(m["ts"]), reverse=True), body)
+
+    @staticmethod
+    def _page(messages: list[dict], body: dict) -> dict:
+        """One page (`limit`, `cursor`) of `messages`; metadata only with `include_all_metadata`, as Slack does."""
+        limit = int(body.get("limit") or 100)
+        start = int(base64.b64decode(body["cursor"]).decode().split(":")[1]) if body.get("cursor") else 0
+        page = messages[start:start + limit]
+        if str(body.get("include_all_metadata", "")).lower() not in {"1", "true"}:
+            for message in page:
+                message.pop("metadata", None)
+        more = start + limit < len(messages)
+        cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+        return {"ok": True, "messages": page, "has_more": more, "response_metadata": {"next_cursor": cursor}}
+
+
+def _metadata_of(body: dict) -> dict | None:
+    """A message's `metadata` argument (a JSON object, or a JSON string in a form-encoded call)."""
+    metadata = body.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return None
+    if isinstance(metadata, dict) and metadata.get("event_type"):
+        return {"event_type": metadata["event_type"], "event_payload": metadata.get("event_payload") or {}}
+    return None
 
 
 def message_problem(body: dict) -> str | None:
@@ -348,16 +434,27 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
             if path.startswith("/response/"):
                 api._record(Call("response_url", headers, body, path, time.perf_counter()))
                 return self._send(200, {}, b"ok", "text/plain")
+            self._api_call(path, headers, body)
+
+        def _api_call(self, path: str, headers: dict, body: dict) -> None:
             method = path.removeprefix("/api/").strip("/")
             call = Call(method, headers, body, path, time.perf_counter())
             api._record(call)
             status, extra, payload = api._answer(call)
+            with api._cond:
+                gate = api._holds.get(method)
+            if gate is not None:  # carried out, answer held back (the bot may be killed meanwhile)
+                gate.wait(60)
             api._answered(call, payload)
             self._send(status, extra, json.dumps(payload).encode(), "application/json; charset=utf-8")
 
         def do_GET(self) -> None:
-            parts = urlsplit(self.path).path.strip("/").split("/")
             headers = {k.lower(): v for k, v in self.headers.items()}
+            split = urlsplit(self.path)
+            if split.path.startswith("/api/"):  # Web API methods slack_sdk calls with GET (conversations.*)
+                query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+                return self._api_call(split.path, headers, query)
+            parts = split.path.strip("/").split("/")
             api._record(Call("file_download", headers, {"path": self.path}, self.path, time.perf_counter()))
             fake = api._files.get(parts[1]) if len(parts) >= 3 and parts[0] in ("files", "public") else None
             if fake is None:
@@ -371,13 +468,16 @@ def _handler_for(api: FakeSlackAPI) -> type[BaseHTTPRequestHandler]:
             self._send(200, {}, fake.content, fake.mimetype)
 
         def _send(self, status: int, extra: dict, payload: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except OSError:  # the bot was killed while its call was held
+                self.close_connection = True
 
     return Handler
 
@@ -724,14 +824,17 @@ def running_bot(settings, *, kb=None, extra_listeners=(), wait_ready: bool = Tru
     """
     from bot.app import build_app
     from bot.http_server import create_http_server, stop_http_server
+    from bot.resume import Resumer
     from bot.services import build_services
     from bot.wsgi import BotWsgiApp
 
     services = build_services(settings, kb=kb)
-    server = thread = None
+    server = thread = resumer = None
     try:
         services.load_index_in_background()
         app = build_app(services, extra_listeners=extra_listeners)
+        resumer = Resumer(app, services)  # as `strategy-bot serve` does
+        resumer.start()
         server = create_http_server(BotWsgiApp(app, services), settings.with_(host="127.0.0.1", port=0))
         thread = threading.Thread(target=server.run, name="bot-http", daemon=True)
         thread.start()
@@ -742,6 +845,8 @@ def running_bot(settings, *, kb=None, extra_listeners=(), wait_ready: bool = Tru
     finally:
         if server is not None:
             stop_http_server(server, thread)
+        if resumer is not None:
+            resumer.stop()
         services.close()
 
 

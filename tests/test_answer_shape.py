@@ -89,6 +89,23 @@ def test_an_faq_answer_is_given_whole_in_order_each_item_cited(kb):
     assert all(q.language == "en" for q in answer.quotes)
 
 
+def test_a_question_weighing_open_against_closed_gets_both_lists_under_their_labels(kb):
+    """The scenario passage answers with a list per model; one of them alone answers half the question."""
+    answer = kb.ask("We're building a customer support chatbot. Should we use an open or a closed model?")
+    lines = answer.answer.splitlines()
+    assert "Open-source model:" in lines and "Closed-source model:" in lines
+    opened, closed = lines.index("Open-source model:"), lines.index("Closed-source model:")
+    assert opened < closed and all(line.startswith("• ") for line in lines[opened + 1:closed])
+    assert answer.coverage == "answered" and len({q.n for q in answer.quotes}) == 1  # one passage, cited
+    assert any("智能客服系统" in q.source for q in answer.quotes)
+    assert answer.answer.count("• ") <= 6  # still a handful of bullets
+
+
+def test_a_question_naming_both_models_but_asking_something_else_gets_no_pair_of_lists(kb):
+    answer = kb.ask("为什么说开源还是闭源这个选择对企业很重要？")
+    assert "开源模式：" not in answer.answer.splitlines()
+
+
 def test_advantages_of_closed_source_are_its_advantages_not_its_drawbacks(kb):
     answer = kb.ask("What are the advantages of a closed-source model?")
     shown = " ".join(q.source for q in answer.quotes)

@@ -323,7 +323,8 @@ def test_a_rate_limited_progress_marker_never_holds_up_the_answer(bot, slack, me
 
 
 def test_a_failure_is_told_to_the_user(bot, slack):
-    slack.script("chat.postMessage", {"ok": False, "error": "internal_error"})
+    """A permanent refusal of the answer itself (a transient one is retried: tests/test_delivery_faults.py)."""
+    slack.script("chat.postMessage", {"ok": False, "error": "invalid_blocks"})
     event = mention(bot)
     calls = slack.wait_for("chat.postMessage", count=2, where=lambda c: c.body.get("thread_ts") == event["ts"])
     assert calls[1].body["text"] == slack_texts()["failed"]

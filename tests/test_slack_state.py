@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -9,39 +10,101 @@ from slack_bolt.request import BoltRequest
 
 from bot.bolt_request import FormSafeBoltRequest, MalformedBody, parse_slack_body
 from bot.state.conversations import ConversationLog
-from bot.state.deliveries import DeliveryLog
+from bot.state.deliveries import MAX_BODY_BYTES, DeliveryLog
 from bot.state.feedback import FeedbackLog
 from slack_harness import block_action_payload, slash_payload
+
+BODY = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention", "text": "hi"}}
 
 
 def test_an_event_is_claimed_once_even_by_racing_threads(tmp_path):
     log = DeliveryLog(tmp_path / "d.sqlite3")
-    wins: list[bool] = []
-    threads = [threading.Thread(target=lambda: wins.append(log.claim("Ev1"))) for _ in range(16)]
+    wins: list[object] = []
+    threads = [threading.Thread(target=lambda: wins.append(log.receive("Ev1", BODY))) for _ in range(16)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert wins.count(True) == 1
-    assert log.status("Ev1") == ("claimed", 16)
+    assert len([w for w in wins if w is not None]) == 1
+    assert log.status("Ev1") == ("pending", 16)
+    assert log.body("Ev1") == BODY  # recorded: a crash now loses nothing
 
 
 def test_a_finished_event_stays_a_duplicate_after_a_restart(tmp_path):
     first = DeliveryLog(tmp_path / "d.sqlite3")
-    assert first.claim("Ev1")
-    first.finish("Ev1")
+    assert first.receive("Ev1", BODY).attempt == 1
+    first.finish("Ev1", "answered", "123.456")
     first.close()
-    assert not DeliveryLog(tmp_path / "d.sqlite3").claim("Ev1")
+    again = DeliveryLog(tmp_path / "d.sqlite3")
+    assert again.receive("Ev1", BODY) is None and again.due() == []
+    record = again.get("Ev1")
+    assert (record.status, record.outcome, record.reply_ts, record.deliveries) == ("done", "answered", "123.456", 2)
 
 
-def test_an_unfinished_claim_of_a_dead_process_is_taken_over_once(tmp_path):
-    first = DeliveryLog(tmp_path / "d.sqlite3")
-    assert first.claim("Ev1")  # ...and the process dies before answering
-    first.close()
-    second = DeliveryLog(tmp_path / "d.sqlite3")
-    assert second.claim("Ev1")  # Slack's retry is answered by the new process
-    assert not second.claim("Ev1")  # but only once
-    assert DeliveryLog(tmp_path / "d.sqlite3").status("Ev1") == ("claimed", 3)
+def test_a_live_lease_is_not_taken_over_but_an_expired_one_is_once(tmp_path):
+    first = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
+    second = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
+    assert first.receive("Ev1", BODY) is not None
+    first.close()  # ...the process dies before answering: no heartbeat any more
+    assert second.receive("Ev1", BODY) is None  # its lease still runs: a retry now is a duplicate
+    assert second.due() == []
+    time.sleep(0.7)
+    assert second.due() == ["Ev1"]
+    claim = second.claim("Ev1")
+    assert claim is not None and claim.attempt == 2  # attempt 2: check the thread before posting
+    assert second.claim("Ev1") is None and second.receive("Ev1", BODY) is None
+    assert second.status("Ev1") == ("pending", 3)
+
+
+def test_the_heartbeat_keeps_a_long_answer_s_lease(tmp_path):
+    holder = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
+    other = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
+    holder.receive("Ev1", BODY)
+    time.sleep(1.5)  # two and a half leases: only renewals keep it
+    assert other.due() == [] and other.receive("Ev1", BODY) is None
+    holder.finish("Ev1")
+    assert holder.held() == 0 and other.status("Ev1")[0] == "done"
+
+
+def test_a_released_event_is_due_again_after_a_backoff_and_a_failed_one_never(tmp_path):
+    log = DeliveryLog(tmp_path / "d.sqlite3", lease_s=30)
+    log.receive("Ev1", BODY)
+    assert log.release("Ev1") == 1.0 and log.held() == 0
+    assert log.due() == [] and log.receive("Ev1", BODY) is None  # within the backoff
+    time.sleep(1.05)
+    assert log.due() == ["Ev1"] and log.claim("Ev1").attempt == 2
+    assert log.release("Ev1") == 2.0  # the backoff doubles
+    log.receive("Ev2", {**BODY, "event_id": "Ev2"})
+    log.fail("Ev2", "channel_not_found")
+    assert log.get("Ev2").status == "failed" and log.get("Ev2").outcome == "channel_not_found"
+    assert log.receive("Ev2", BODY) is None
+
+
+def test_an_oversized_body_is_recorded_bounded_with_what_answering_reads(tmp_path):
+    log = DeliveryLog(tmp_path / "d.sqlite3")
+    event = {"type": "app_mention", "text": "q" * 100_000, "channel": "C1", "ts": "1.2", "user": "U1",
+             "blocks": [{"type": "rich_text", "elements": ["x" * 100_000]}]}
+    log.receive("Ev1", {**BODY, "event": event})
+    record = log.get("Ev1")
+    assert len(record.body.encode()) <= MAX_BODY_BYTES
+    kept = log.body("Ev1")["event"]
+    assert (kept["channel"], kept["ts"], kept["user"], "blocks" in kept) == ("C1", "1.2", "U1", False)
+
+
+def test_the_first_version_of_the_table_is_upgraded_keeping_finished_events(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "d.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE deliveries (event_id TEXT PRIMARY KEY, boot_id TEXT NOT NULL, status TEXT "
+                      "NOT NULL, first_seen REAL NOT NULL, deliveries INTEGER NOT NULL DEFAULT 1);"
+                      "CREATE INDEX deliveries_first_seen ON deliveries(first_seen);"
+                      f"INSERT INTO deliveries VALUES ('EvOld', 'b1', 'done', {time.time()}, 2);")
+    old.commit()
+    old.close()
+    log = DeliveryLog(path)
+    assert log.status("EvOld") == ("done", 2) and log.receive("EvOld", BODY) is None
+    assert log.receive("EvNew", BODY) is not None
 
 
 def test_a_conversation_gives_earlier_questions_as_history(state_engine):

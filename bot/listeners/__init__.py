@@ -14,7 +14,9 @@ import logging
 import re
 from typing import Callable, Iterable
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext
+
+from bot.middleware import EVENT_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,14 @@ def register_all(app: App, services, extra: Iterable[Callable[[App, object], Non
         importlib.import_module(f"{__name__}.{name}").register(app, services)
     for register in extra:
         register(app, services)
-    register_fallbacks(app)
+    register_fallbacks(app, services)
 
 
-def register_fallbacks(app: App) -> None:
+def register_fallbacks(app: App, services=None) -> None:
     @app.event(re.compile(".*"))
-    def unhandled_event(event: dict) -> None:
-        """Acknowledged (Bolt acks events before this runs) and otherwise ignored."""
+    def unhandled_event(event: dict, context: BoltContext) -> None:
+        """Acknowledged (Bolt acks events before this runs) and otherwise ignored: its delivery is finished,
+        or the resumer would offer it again once its lease ran out."""
         log.debug("no feature handles %s/%s events", event.get("type"), event.get("subtype") or "-")
+        if services is not None and context.get(EVENT_ID_KEY):
+            services.deliveries.finish(context[EVENT_ID_KEY], "ignored")

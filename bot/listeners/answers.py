@@ -4,6 +4,12 @@ Bolt acknowledges each event before these run (on the services' executor), so th
 work here — retrieval, posting — happens after Slack has its 200. A follow-up is a
 plain message in a thread where the bot was already asked something: no new mention
 needed, and the thread's earlier questions steer retrieval.
+
+Each answer ends its delivery (bot/state/deliveries.py) exactly one way: `done` once
+posted (or found already posted by an earlier attempt); back to `pending` for the
+resumer when Slack failed transiently (5xx, 429, no connection: the client has retried
+already); `failed` on a permanent Slack error (the channel is gone, the bot is not in it,
+the token is revoked...). Only an unforeseen error gets "Sorry…".
 """
 from __future__ import annotations
 
@@ -13,11 +19,12 @@ from dataclasses import asdict
 
 from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.blocks.answer import Message, answer_message, draft_message, simple_message
 from bot.blocks.text import escape, plain_question, slack_texts
-from bot.middleware import EVENT_ID_KEY
-from bot.replying import Reply
+from bot.middleware import ATTEMPT_KEY, EVENT_ID_KEY
+from bot.replying import Reply, error_code, is_transient
 from bot.services import Services
 from knowledge.language import language_of
 from retrieval.answer import Answer
@@ -72,30 +79,74 @@ def _is_thread_message(event: dict, context: BoltContext) -> bool:
             and not (mention and mention in (event.get("text") or "")))
 
 
+# Permanent errors that mean the bot cannot post in the channel at all: no "Sorry…" is attempted.
+UNREACHABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
+                         "account_inactive", "token_revoked", "token_expired", "no_permission", "missing_scope",
+                         "restricted_action", "team_access_not_granted", "ekm_access_denied"})
+
+
 def answer(services: Services, client: WebClient, context: BoltContext, event: dict, *,
            thread_key: str, reply_thread: str | None, hint_if_empty: bool = True) -> None:
-    """Answer one question and record it; the delivery is marked done whatever happens."""
+    """Answer one question, record it, and end its delivery (see the module docstring)."""
     texts = slack_texts()
+    event_id = context.get(EVENT_ID_KEY)
     question = plain_question(event.get("text") or "", context.bot_user_id)
     reply = Reply(client, event["channel"], event["ts"], reply_thread,
                   assistant_thread=_is_dm(event) and bool(event.get("thread_ts")),
-                  reaction=texts["reaction_working"])
+                  reaction=texts["reaction_working"], event_id=event_id)
+    outcome, reply_ts = "answered", None
     try:
+        if int(context.get(ATTEMPT_KEY) or 1) > 1:  # resumed or retried: it may be in Slack already
+            posted = reply.find_posted()
+            if posted and posted[1]:
+                outcome, reply_ts = "already_posted", posted[0]
+                return
+            if posted:
+                reply.resume_from(posted[0])
         if not question:  # "@bot" alone gets a hint; an empty follow-up (a sticker, say) nothing
             if hint_if_empty:
-                reply.send(simple_message(texts["empty_question"]))
+                reply_ts = reply.send(simple_message(texts["empty_question"]))
             return
-        _answer_question(services, reply, event, question, thread_key)
-    except Exception:
-        log.exception("answering %s in %s failed", event.get("ts"), event.get("channel"))
-        _tell_failure(reply, texts["failed"])
+        reply_ts = _answer_question(services, reply, event, question, thread_key)
+    except Exception as exc:
+        outcome = _failed(reply, event, exc)
     finally:
         reply.done()  # the 👀 comes off, whatever happened
-        if context.get(EVENT_ID_KEY):
-            services.deliveries.finish(context[EVENT_ID_KEY])
+        if event_id:
+            _end_delivery(services, event_id, outcome, reply_ts)
 
 
-def _answer_question(services: Services, reply: Reply, event: dict, question: str, thread_key: str) -> None:
+def _failed(reply: Reply, event: dict, exc: Exception) -> str:
+    """What to record of a failed answer: `retry` (transient), a Slack error code (permanent) or `error`."""
+    where = f"{event.get('ts')} in {event.get('channel')}"
+    if is_transient(exc):
+        log.warning("answering %s: Slack failed transiently (%s); it will be retried", where, error_code(exc))
+        return "retry"
+    if isinstance(exc, SlackApiError):
+        code = error_code(exc)
+        log.warning("answering %s failed for good: Slack said %s", where, code)
+        if code not in UNREACHABLE:
+            _tell_failure(reply, slack_texts()["failed"])
+        return code
+    log.exception("answering %s failed", where)
+    _tell_failure(reply, slack_texts()["failed"])
+    return "error"
+
+
+def _end_delivery(services: Services, event_id: str, outcome: str, reply_ts: str | None) -> None:
+    deliveries = services.deliveries
+    if outcome == "retry":
+        delay = deliveries.release(event_id)
+        if delay is None:
+            log.warning("gave up on %s after repeated transient Slack failures", event_id)
+    elif outcome in {"answered", "already_posted", "error"}:
+        deliveries.finish(event_id, outcome, reply_ts)
+    else:
+        deliveries.fail(event_id, outcome)
+
+
+def _answer_question(services: Services, reply: Reply, event: dict, question: str, thread_key: str) -> str:
+    """Answer and post; returns the ts of the message carrying the answer."""
     texts = slack_texts()
     language = language_of(question)
     reply.working(_by_language(texts["assistant_status"], language))
@@ -110,20 +161,21 @@ def _answer_question(services: Services, reply: Reply, event: dict, question: st
     try:
         result = _ask(services, reply, question, history, transcript)
     except QuestionError as exc:
-        reply.send(simple_message(texts["question_refused"].format(reason=escape(str(exc)))))
-        return
+        return reply.send(simple_message(texts["question_refused"].format(reason=escape(str(exc)))))
     except IndexError_ as exc:  # no index, a damaged one...: the reason and the fix, not "Sorry…"
         log.warning("cannot answer %s: %s", event.get("ts"), exc)
-        reply.send(simple_message(texts["index_unavailable"].format(reason=escape(str(exc)))))
+        ts = reply.send(simple_message(texts["index_unavailable"].format(reason=escape(str(exc)))))
         reply.done()
-        return
+        return ts
     listed = result.closest if result.abstained else result.citations
     # Recorded before posting: a feedback click can arrive before chat.postMessage returns.
     conversations.complete(answer_id, result.answer, result.abstained, [_citation_record(c) for c in listed])
-    conversations.set_reply(answer_id, reply.send(answer_message(result, answer_id)))
+    reply_ts = reply.send(answer_message(result, answer_id))
+    conversations.set_reply(answer_id, reply_ts)
     log.info("answer %s posted in %s %.0f ms after the work began (retrieval %.0f ms)%s", answer_id,
              event["channel"], (time.perf_counter() - started) * 1000, result.timings_ms.get("total", 0.0),
              " [declined]" if result.abstained else "")
+    return reply_ts
 
 
 def _ask(services: Services, reply: Reply, question: str, history: list[str], transcript: list) -> Answer:
