@@ -125,7 +125,8 @@ class BotWsgiApp:
 def health(services: Services) -> tuple[str, dict]:
     """200 once the index is loaded and the state database answers; 503 while the index loads, after
     it failed to (with the reason), or while the database does not answer. The database is named by
-    its engine only (`sqlite`, `postgresql`): its URL may hold a password."""
+    its engine only (`sqlite`, `postgresql`): its URL may hold a password. A loaded index is named
+    by its build (`build_health`)."""
     status, body = _index_health(services)
     database = getattr(services, "database", None)
     if database is None:

@@ -10,10 +10,12 @@ import hashlib
 import logging
 import shutil
 import time
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select, text
 
+from bot.wsgi import build_health
 from databases import empty_tables
 from knowledge.upload_registry import UploadRegistry
 from retrieval.build_registry import BUILD_LOCK_KEY, KEEP_PUBLISHED, BuildFollower, BuildRegistry
@@ -146,6 +148,8 @@ def test_a_damaged_stored_build_is_not_loaded_and_the_old_one_keeps_serving(repl
     assert not (b.settings.data_dir / "indexes" / copy.name).exists()
     assert not [p for p in (b.settings.data_dir / "indexes").iterdir() if p.name.startswith(".")]
     assert "vectors.faiss" in caplog.text and "kept serving build" in caplog.text
+    assert build_health(SimpleNamespace(kb=b)) == {"build": old, "published_build": copy.name,
+                                                   "build_current": False}  # what /healthz says meanwhile
     with pytest.raises(IndexCorrupt, match="vectors.faiss"):
         registry.materialise(copy.name, tmp_path / "elsewhere", tmp_path / "elsewhere")
     assert "open-vs-closed-concepts" in {c.doc_id for c in b.ask("What are the advantages of a closed-source "
