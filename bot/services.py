@@ -19,6 +19,7 @@ from bot.state.conversations import ConversationLog
 from bot.state.deliveries import DeliveryLog
 from bot.state.feedback import FeedbackLog
 from decision.dialogue_store import DialogueStore
+from retrieval.build_registry import BuildFollower
 from retrieval.embeddings import EmbeddingError
 from retrieval.index_store import IndexError_
 from retrieval.service import KnowledgeBase
@@ -50,12 +51,21 @@ class Services:
     dialogues: DialogueStore | None = None
     # The state database the stores share; /healthz checks it answers.
     database: Engine | None = None
+    # On a shared (PostgreSQL) database: the listener that swaps in builds other replicas publish.
+    follower: BuildFollower | None = None
 
     def load_index_in_background(self) -> threading.Thread:
-        """Load (or first build) the index without holding up the HTTP server's start."""
-        thread = threading.Thread(target=self.load_index, name="index-loader", daemon=True)
+        """Load (or first build) the index without holding up the HTTP server's start; on a shared
+        database, then follow the builds other replicas publish (retrieval/build_registry.py)."""
+        thread = threading.Thread(target=self._load_then_follow, name="index-loader", daemon=True)
         thread.start()
         return thread
+
+    def _load_then_follow(self) -> None:
+        self.load_index()
+        shared = self.kb.shared
+        if shared is not None and self.follower is None:
+            self.follower = BuildFollower(shared[0].engine, lambda: self.kb.refresh(wait=True)).start()
 
     def load_index(self) -> None:
         try:
@@ -72,6 +82,8 @@ class Services:
             self.readiness.loaded.set()
 
     def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=False)
         for store in (self.deliveries, self.conversations, self.feedback):
@@ -88,7 +100,7 @@ def build_services(settings: Settings, kb: KnowledgeBase | None = None) -> Servi
     database = open_state(settings)  # upgrades the embedded SQLite file; a shared database must be current
     return Services(
         settings=settings,
-        kb=kb if kb is not None else KnowledgeBase(settings),
+        kb=kb if kb is not None else KnowledgeBase(settings, database=database),
         deliveries=DeliveryLog(data / "slack_deliveries.sqlite3", lease_s=settings.delivery_lease_s),
         conversations=ConversationLog(database),
         feedback=FeedbackLog(database),

@@ -30,6 +30,7 @@ from slack_bolt.response import BoltResponse
 
 from bot.bolt_request import FormSafeBoltRequest, MalformedBody
 from bot.services import Services
+from retrieval.service import KnowledgeBase
 from strategy_bot.database import is_reachable
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,8 @@ class BotWsgiApp:
 def health(services: Services) -> tuple[str, dict]:
     """200 once the index is loaded and the state database answers; 503 while the index loads, after
     it failed to (with the reason), or while the database does not answer. The database is named by
-    its engine only (`sqlite`, `postgresql`): its URL may hold a password."""
+    its engine only (`sqlite`, `postgresql`): its URL may hold a password. A loaded index is named
+    by its build (`build_health`)."""
     status, body = _index_health(services)
     database = getattr(services, "database", None)
     if database is None:
@@ -139,10 +141,23 @@ def health(services: Services) -> tuple[str, dict]:
 def _index_health(services: Services) -> tuple[str, dict]:
     readiness = services.readiness
     if readiness.loaded.is_set() or services.kb.is_loaded:  # a question may have loaded it after a failure
-        return "200 OK", {"status": "ok"}
+        return "200 OK", {"status": "ok", **build_health(services)}
     if readiness.error:
         return "503 Service Unavailable", {"status": "error", "error": readiness.error}
     return "503 Service Unavailable", {"status": "loading"}
+
+
+def build_health(services: Services) -> dict:
+    """The build this replica serves; with shared builds (PostgreSQL) also the published one and
+    whether they are the same (false for the seconds a new build takes to arrive, or when it cannot)."""
+    kb = services.kb
+    if not isinstance(kb, KnowledgeBase):  # a stand-in knowledge base (tests of readiness alone) has no builds
+        return {}
+    body: dict = {"build": kb.loaded_build}
+    if kb.shared is not None:
+        published = kb.published_build()
+        body.update(published_build=published, build_current=published is not None and published == kb.loaded_build)
+    return body
 
 
 def _cache_body(environ: dict) -> None:

@@ -33,6 +33,10 @@ An ordinary re-index repairs a damaged build: it reuses every file whose checksu
 takes what the damaged files held from the older build kept beside it when it can, and
 embeds only the rest. This module is the only one that reads a build's files; the
 vector cache is handed what is reusable (`VectorCache.remember`).
+
+With DATABASE_URL on PostgreSQL, `retrieval/shared_index.py` runs the same builds under the
+database's advisory lock and publishes each one for every replica (through the two hooks
+`_prepare_build` and `_publish`); the files and their layout here stay exactly as described.
 """
 from __future__ import annotations
 
@@ -362,6 +366,7 @@ class IndexStore:
             [Path(f) for f in knowledge_dirs]
         with self._build_lock():
             self._remove_unfinished()
+            self._prepare_build()
             report = load_folders(folders, self.parse_limits)
             if not report.documents:
                 raise NoDocuments(_no_documents_message(folders, report, index_kept=self.exists()))
@@ -375,6 +380,7 @@ class IndexStore:
             try:
                 memory = TranslationMemory.from_folders([*folders, *self.translation_folders])
                 self._write_build(folder, report.documents, cache, summary, built_by, progress, memory)
+                self._publish(folder)
                 self._swap(folder)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -383,6 +389,14 @@ class IndexStore:
         summary.build_id = build_id
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _prepare_build(self) -> None:
+        """Hook run under the build lock before the documents are read (retrieval/shared_index.py
+        brings in the published build and every upload there); nothing to do on one disk."""
+
+    def _publish(self, folder: Path) -> None:
+        """Hook run on a finished build before it is swapped in (shared_index.py stores it for every
+        replica; a failure there removes the build and keeps the old one); nothing to do on one disk."""
 
     def _remove_unfinished(self) -> None:
         """Delete what killed builds left: folders without meta.json and stray temporary links.

@@ -14,18 +14,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from knowledge.language import language_of
 from knowledge.parsers import ParseLimits
 from knowledge.translations import TranslationMemory
+from knowledge.upload_registry import UploadRegistry
 from retrieval.abstain import DeclinePolicy, answers_in_part, should_decline, unknown_names
 from retrieval.answer import Answer, QuotedPassage, compose, quotable_sentences
+from retrieval.build_registry import BuildRegistry
 from retrieval.crosslingual import CodeMixer
 from retrieval.embeddings import VectorEmbeddings, make_embeddings
 from retrieval.index_store import (
     BuildSummary,
     DocumentEntry,
     IndexBusy,
+    IndexCorrupt,
     IndexError_,
     IndexStore,
     KnowledgeIndex,
@@ -33,9 +38,11 @@ from retrieval.index_store import (
 )
 from retrieval.intent import IntentModel, load_intents
 from retrieval.search import Searcher, SearchResult
+from retrieval.shared_index import SharedIndexStore
 from retrieval.similarity import normalise
 from retrieval.tokens import tokenize
 from retrieval.translation import SentenceTranslator, cache_folder, translate_new_units
+from strategy_bot.database import engine_for, is_shared
 from strategy_bot.settings import PROMPTS_DIR, Settings
 from strategy_bot.tuning import Tuning, load_tuning
 
@@ -99,10 +106,14 @@ class KnowledgeBase:
     """Thread-safe: many questions at once, one re-index at a time."""
 
     def __init__(self, settings: Settings, embeddings: VectorEmbeddings | None = None,
-                 tuning: Tuning | None = None) -> None:
+                 tuning: Tuning | None = None, database: Engine | None = None) -> None:
         """`tuning`: the tuned numbers (default: TUNING_FILE with the settings' overrides); a bad
-        tuning file raises TuningError here, at start-up, naming the entry."""
+        tuning file raises TuningError here, at start-up, naming the entry. `database`: the state
+        engine when the caller has one (serve); with DATABASE_URL on PostgreSQL, builds and uploads
+        are shared through it (retrieval/shared_index.py), else the index lives in DATA_DIR alone."""
         self.settings = settings
+        self._database = database
+        self._registries: tuple[BuildRegistry, UploadRegistry] | None = None
         self.tuning = tuning or load_tuning(settings)
         self._embeddings = embeddings
         self._index: KnowledgeIndex | None = None
@@ -123,10 +134,47 @@ class KnowledgeBase:
 
     @property
     def store(self) -> IndexStore:
-        return IndexStore(self.settings.data_dir, self.embeddings, BACKGROUND_FILE,
-                          glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus,
-                          parse_limits=ParseLimits.from_settings(self.settings), tuning=self.tuning.index,
-                          translation_folders=[cache_folder(self.settings.data_dir)])
+        args = (self.settings.data_dir, self.embeddings, BACKGROUND_FILE)
+        options = dict(glossary_file=GLOSSARY_FILE, thesaurus=self.settings.chinese_thesaurus,
+                       parse_limits=ParseLimits.from_settings(self.settings), tuning=self.tuning.index,
+                       translation_folders=[cache_folder(self.settings.data_dir)])
+        shared = self.shared
+        if shared is None:
+            return IndexStore(*args, **options)
+        builds, uploads = shared
+        return SharedIndexStore(*args, **options, registry=builds,
+                                before_build=lambda: uploads.sync(self.settings.upload_dir))
+
+    @property
+    def shared(self) -> tuple[BuildRegistry, UploadRegistry] | None:
+        """The registries of builds and uploads every replica shares, with DATABASE_URL on PostgreSQL;
+        None on the embedded default (one DATA_DIR, as ever)."""
+        if self._registries is None and is_shared(self.settings):
+            database = self._database if self._database is not None else engine_for(self.settings)
+            self._database = database
+            self._registries = (BuildRegistry(database), UploadRegistry(database))
+        return self._registries
+
+    @property
+    def uploads(self) -> UploadRegistry | None:
+        """Where an upload is recorded for every replica (None: the upload folder is all there is)."""
+        return self.shared[1] if self.shared else None
+
+    @property
+    def loaded_build(self) -> str | None:
+        """The build being served (its folder's name), without loading one: /healthz reports it."""
+        index = self._index
+        return index.path.name if index is not None else None
+
+    def published_build(self) -> str | None:
+        """The build every replica should serve (shared database only; None otherwise or unreadable)."""
+        shared = self.shared
+        if shared is None:
+            return None
+        try:
+            return shared[0].current()
+        except SQLAlchemyError:
+            return None
 
     def index_exists(self) -> bool:
         return self.store.exists()
@@ -141,6 +189,8 @@ class KnowledgeBase:
         with self._lock:
             if self._index is None:
                 store = self.store
+                if isinstance(store, SharedIndexStore):
+                    self._join_shared(store)
                 if not store.exists():
                     store.build(self.settings.knowledge_dirs, built_by="first use", progress=progress)
                 elif self._is_outdated(store):
@@ -148,6 +198,17 @@ class KnowledgeBase:
                 self._set_index(store.load())
             assert self._index is not None
             return self._index
+
+    def _join_shared(self, store: SharedIndexStore) -> None:
+        """At first load on a shared database: take the published build, or publish ours if there is none."""
+        try:
+            store.follow()
+        except IndexCorrupt as exc:
+            log.warning("the published index build cannot be used (%s); serving this replica's own", exc)
+        try:
+            store.adopt()
+        except IndexBusy:  # another replica is building: its build arrives through `refresh`
+            pass
 
     def _is_outdated(self, store: IndexStore) -> bool:
         """An older format, by the same model (a damaged index or another model: `load` says so)."""
@@ -234,21 +295,31 @@ class KnowledgeBase:
             assert self._searcher is not None
             return self._searcher
 
-    def refresh(self) -> bool:
-        """Load the index another process swapped in (`strategy-bot index` beside a running bot).
+    def refresh(self, *, wait: bool = False) -> bool:
+        """Load the index another process swapped in (`strategy-bot index` beside a running bot),
+        or, on a shared database, the build another replica published (materialised here first).
 
-        One `readlink` tells; questions check at most every REFRESH_CHECK_S seconds. True
+        One `readlink` tells (plus one pointer read when shared); questions check at most every
+        REFRESH_CHECK_S seconds, and a shared replica's listener (`BuildFollower`) when told. True
         when a newer index was loaded. A damaged new index is not fatal: the old one stays.
+        `wait`: queue behind a refresh already running (the listener must not lose a notification
+        to a question's check that read the pointer a moment too early).
         """
         self._checked_at = time.monotonic()
-        if self._index is None or not self._refresh_lock.acquire(blocking=False):
+        if not self._refresh_lock.acquire(blocking=wait):
             return False
         try:
             store = self.store
+            if isinstance(store, SharedIndexStore):
+                store.follow()
+            if self._index is None:  # shared: the start-up load may have met a build running elsewhere
+                return self._load_if_present(store) if isinstance(store, SharedIndexStore) else False
             if store.current_link.resolve() == self._index.path or not store.exists():
                 return False
             new_index = store.load()
-        except (IndexError_, OSError, ValueError, KeyError):
+        except (IndexError_, OSError, ValueError, KeyError, SQLAlchemyError) as exc:
+            log.warning("kept serving build %s: the new one could not be loaded (%s)", self.loaded_build,
+                        str(exc)[:300] or type(exc).__name__)
             return False
         finally:
             self._refresh_lock.release()
@@ -256,7 +327,21 @@ class KnowledgeBase:
             if store.current_link.resolve() != new_index.path:  # swapped again meanwhile: next check
                 return False
             self._set_index(new_index)
+        log.info("now serving index build %s", new_index.path.name)
         return True
+
+    def _load_if_present(self, store: IndexStore) -> bool:
+        """First load, once a build is here (the start-up load may have found another replica building)."""
+        if not store.exists() or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._index is None:
+                self._set_index(store.load())
+                log.info("now serving index build %s", self.loaded_build)
+                return True
+            return False
+        finally:
+            self._lock.release()
 
     def search(self, query: str, k: int | None = None, mode: str = "hybrid",
                history: Sequence[str] = (), searcher: Searcher | None = None) -> SearchResult:

@@ -62,6 +62,12 @@ def open_engine(url: URL | str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+def is_shared(settings: Settings) -> bool:
+    """Whether DATABASE_URL names a database every replica shares (PostgreSQL): then builds and uploads
+    are shared through it too. The embedded SQLite default keeps them in DATA_DIR."""
+    return database_url(settings).get_backend_name() == "postgresql"
+
+
 def engine_for(settings: Settings) -> Engine:
     return open_engine(database_url(settings))
 

@@ -4,7 +4,8 @@ The stores (bot/state/, decision/dialogue_store.py) query these tables; the migr
 strategy_bot/migrations/ create them. tests/test_database.py checks that an upgraded database
 matches this module exactly on both engines, so a column added here without a migration fails.
 
-Portable types only: TEXT for JSON (citations, answers), DOUBLE PRECISION for epoch seconds.
+Portable types only: TEXT for JSON (citations, answers), DOUBLE PRECISION for epoch seconds, and
+LargeBinary (BYTEA / BLOB) for the files of index builds and uploads (a few MB each).
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Double,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -101,4 +104,47 @@ legacy_imports = Table(
     Column("source", Text, primary_key=True),
     Column("rows", Integer, nullable=False),
     Column("imported_at", Double, nullable=False),
+)
+
+# Index builds published for every replica (retrieval/build_registry.py): a build's files, byte for byte,
+# as IndexStore wrote them under DATA_DIR/indexes/<build_id> (meta.json with the checksums among them),
+# plus the translation cache of that moment (names `translations/...`). Only used with PostgreSQL.
+index_builds = Table(
+    "index_builds", metadata,
+    Column("build_id", Text, primary_key=True),
+    Column("built_at", Double, nullable=False),
+    Column("built_by", Text, nullable=False),
+    Column("meta", Text, nullable=False),  # the build's meta.json, as JSON text
+    Column("published_at", Double, nullable=False),
+)
+
+index_files = Table(
+    "index_files", metadata,
+    Column("build_id", Text, ForeignKey("index_builds.build_id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("bytes", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("build_id", "name"),
+)
+
+# The build every replica serves: one row (id = 1), replaced in the transaction that publishes a build.
+index_current = Table(
+    "index_current", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("build_id", Text, ForeignKey("index_builds.build_id"), nullable=False),
+    Column("updated_at", Double, nullable=False),
+    CheckConstraint("id = 1", name="index_current_one_row"),
+)
+
+# Documents admins shared in Slack (knowledge/upload_registry.py), copied into each replica's upload folder
+# before a build, so a build on any replica indexes every upload. `name` is the stored file name.
+uploads = Table(
+    "uploads", metadata,
+    Column("name", Text, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("bytes", LargeBinary, nullable=False),
+    Column("uploaded_by", Text, nullable=False),
+    Column("uploaded_at", Double, nullable=False),
 )

@@ -114,7 +114,9 @@ def test_bad_or_stale_signature_is_refused_and_does_nothing(bot, slack):
 def test_healthz_reports_the_loaded_index(bot):
     response = bot.get("/healthz")
     assert response.status == 200
-    assert response.json() == {"status": "ok", "database": "ok", "database_engine": "sqlite"}
+    assert response.json() == {"status": "ok", "database": "ok", "database_engine": "sqlite",
+                               "build": bot.services.kb.loaded_build}
+    assert response.json()["build"].startswith("20")  # DATA_DIR/indexes/<build id>
 
 
 def test_malformed_bodies_are_refused_and_the_server_carries_on(bot, slack):

@@ -89,16 +89,19 @@ def handle_file_share(services: Services, admins: Admins, client: WebClient, eve
     files = [f for f in event.get("files") or [] if f.get("id")][:MAX_FILES_PER_MESSAGE]
     names = ", ".join(f"`{escape(str(f.get('name') or f['id']))}`" for f in files) or "your message"
     _post(client, channel, text_message("upload_started", names=names))
-    outcomes, stored = ingest(services, client, files)
+    outcomes, stored = ingest(services, client, files, uploaded_by=user)
     if not stored:
         _post(client, channel, upload_message(outcomes))
         return
     _post(client, channel, reindex_and_report(services, user, outcomes, stored))
 
 
-def ingest(services: Services, client: WebClient, files: list[dict]
+def ingest(services: Services, client: WebClient, files: list[dict], uploaded_by: str = ""
            ) -> tuple[list[UploadOutcome], list[StoredUpload]]:
-    """Fetch, check and store each file; a refused file does not stop the others."""
+    """Fetch, check and store each file; a refused file does not stop the others.
+
+    With a shared database the file is also recorded there (knowledge/upload_registry.py), so a
+    build on any replica indexes it."""
     settings = services.settings
     outcomes: list[UploadOutcome] = []
     stored: list[StoredUpload] = []
@@ -110,8 +113,7 @@ def ingest(services: Services, client: WebClient, files: list[dict]
             check_upload(safe_file_name(shared.name), shared.size, settings.max_upload_mb * 1_048_576)
             data = download(shared, settings.slack_bot_token, settings.slack_api_url,
                             settings.max_upload_mb * 1_048_576)
-            result = store_upload(settings.upload_dir, shared.name, data, knowledge_dirs=settings.knowledge_dirs,
-                                  limits=ParseLimits.from_settings(settings))
+            result = _store(services, shared.name, data, uploaded_by)
         except (UploadRejected, DownloadError) as exc:
             outcomes.append(UploadOutcome(name=name, reason=str(exc)))
             continue
@@ -120,6 +122,15 @@ def ingest(services: Services, client: WebClient, files: list[dict]
         outcomes.append(UploadOutcome(name=name, stored_as=result.path.name, title=result.title,
                                       created=result.created))
     return outcomes, stored
+
+
+def _store(services: Services, name: str, data: bytes, uploaded_by: str) -> StoredUpload:
+    settings = services.settings
+    options = dict(knowledge_dirs=settings.knowledge_dirs, limits=ParseLimits.from_settings(settings))
+    registry = services.kb.uploads
+    if registry is None:
+        return store_upload(settings.upload_dir, name, data, **options)
+    return registry.store(settings.upload_dir, name, data, uploaded_by=uploaded_by, **options)
 
 
 def reindex_and_report(services: Services, user: str, outcomes: list[UploadOutcome],
