@@ -10,8 +10,8 @@ Dense score of a chunk, for a question q (all cosines of normalised e5 vectors):
 - The best sentence rewards one precise match inside a long passage (a code-only
   chunk counts its chunk score twice).
 - An English question's words mapped to the corpus's Chinese words (crosslingual.py)
-  are embedded too, and that pseudo-question's dense score is added with a small
-  weight: e5 matches Chinese to Chinese better than English to Chinese.
+  can be embedded too, and that pseudo-question's dense score added with a small
+  weight (`translated_query_weight`; 0 since the renderings view made it redundant).
 - A question in the other language than the documents is also matched against each
   passage's reviewed rendering (renderings.py), densely and with BM25 (English words
   stemmed), with the tuned weights; a passage without a rendering counts its own dense
@@ -114,7 +114,7 @@ class Searcher:
         dense = self.dense_score(chunk, sentences)
         prepared = index.lexical.prepare(query, self.tuning.max_synonyms)
         coverage = prepared.coverage
-        if prepared.translated:
+        if prepared.translated and self.tuning.translated_query_weight:  # 0: not even embedded
             # An English question also asks, in the corpus's own words, through its translation.
             pseudo = index.store.embedding_model.embed_query_vector(" ".join(prepared.translated))
             dense = dense + self.tuning.translated_query_weight * self.dense_score(*self.cosines(pseudo))
