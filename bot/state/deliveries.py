@@ -133,8 +133,9 @@ class DeliveryLog:
             lease_until=now + self.lease_s, attempts=1, deliveries=1, first_seen=now,
         ).on_conflict_do_nothing(index_elements=[_C.event_id]).returning(_C.event_id)
         with self._write() as connection:
-            if connection.execute(record).first() is not None:
-                return self._hold(Claim(event_id, 1))
+            inserted = connection.execute(record).first() is not None
+        if inserted:  # held once committed: a heartbeat before that would not find the row and drop it
+            return self._hold(Claim(event_id, 1))
         claim = self._take(event_id, count_delivery=True)
         if claim is None:
             with self._write() as connection:
