@@ -1,17 +1,18 @@
 """Durable intake benchmark: what recording and claiming each Slack event costs, and what one process answers.
 
 Parts:
-  claims    the delivery log on SQLite (bot/state/deliveries.py), events with a real ~2 KB body:
-            `receive` of a new event (record + claim: what runs inside the ack window), of a
-            duplicate, `claim` of a due event (the resumer's take-over), `finish`; on 1 thread
-            and on 8 threads at once. p50/p99 in ms.
+  claims    the delivery log (bot/state/deliveries.py) on SQLite (a state file) and on PostgreSQL
+            (a scratch schema on DATABASE_URL's server, default the local one; skipped when none
+            answers), events with a real ~2 KB body: `receive` of a new event (record + claim:
+            what runs inside the ack window), of a duplicate, `claim` of a due event (the
+            resumer's take-over), `finish`; on 1 thread and on 8 threads at once. p50/p99 in ms.
   serve     one `strategy-bot serve` (HTTP mode) with the fake Slack Web API: a flood of
             mentions, from the first POST to the last answer posted (answers/s, exactly once);
             then the same number of mentions acknowledged and in flight when the process is
             killed (kill -9), and the time the restarted process takes to answer them all
             (after the lease runs out), exactly once.
 
-    .venv/bin/python benchmarks/delivery_bench.py [--events 2000] [--mentions 100] [--lease 2]
+    .venv/bin/python benchmarks/delivery_bench.py [--events 2000] [--mentions 100] [--lease 2] [--only claims]
 
 DATA_DIR (default ./data) must hold an index, or one is built first (`strategy-bot index`).
 """
@@ -30,10 +31,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
+import pytest  # noqa: E402  (the test helpers skip with pytest.skip when no PostgreSQL answers)
+
 from bench_stats import percentile  # noqa: E402
 from bot.state.deliveries import DeliveryLog  # noqa: E402
+from databases import empty_tables, postgres_schema, sqlite_url  # noqa: E402
 from slack_bench import TUNABLES, Driver, prepared_data_dir  # noqa: E402
 from slack_harness import BOT_USER_ID, FakeSlackAPI, bot_settings, event_payload, mention_event  # noqa: E402
+from strategy_bot import migrate  # noqa: E402
+from strategy_bot.database import open_engine  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402
 
 
@@ -48,10 +54,11 @@ def body(i: int) -> dict:
                                     event_id=f"EvB{i:08d}"))
 
 
-def claim_round(folder: Path, events: int, threads: int) -> dict[str, list[float]]:
-    """Latencies of each operation on a fresh log, `threads` threads sharing the work (each its own slice)."""
+def claim_round(url: str, events: int, threads: int) -> dict[str, list[float]]:
+    """Latencies of each operation on an empty log, `threads` threads sharing the work (each its own slice)."""
     lease = 0.2
-    log = DeliveryLog(folder / f"deliveries-{threads}.sqlite3", lease_s=lease)
+    engine = open_engine(url)
+    log = DeliveryLog(engine, lease_s=lease)
     bodies = [body(i) for i in range(events)]
     times: dict[str, list[float]] = {"receive new": [], "receive duplicate": [], "claim due": [], "finish": []}
     lock = threading.Lock()
@@ -75,16 +82,37 @@ def claim_round(folder: Path, events: int, threads: int) -> dict[str, list[float
     run("claim due", lambda b: timed(log.claim, b["event_id"]))
     run("finish", lambda b: timed(log.finish, b["event_id"], "answered", "1.2"))
     log.close()
+    engine.dispose()
     return times
+
+
+def empty_database(url: str) -> str:
+    """`url` upgraded to the current schema, with no rows (SQLite: a new file; PostgreSQL: tables emptied)."""
+    upgraded = open_engine(url)
+    migrate.upgrade(upgraded)
+    upgraded.dispose()
+    if not url.startswith("sqlite"):
+        empty_tables(url)
+    return url
+
+
+def report(engine_name: str, threads: int, times: dict[str, list[float]]) -> None:
+    for name, values in times.items():
+        print(f"claims  {engine_name:<10} {threads} thread(s)  {name:<18} {len(values):>6}  "
+              f"p50 {percentile(values, 50):6.2f} ms  p99 {percentile(values, 99):6.2f} ms")
 
 
 def claims(events: int) -> None:
     with tempfile.TemporaryDirectory(prefix="delivery-bench-") as scratch:
         for threads in (1, 8):
-            times = claim_round(Path(scratch), events, threads)
-            for name, values in times.items():
-                print(f"claims  {threads} thread(s)  {name:<18} {len(values):>6}  p50 {percentile(values, 50):6.2f} ms"
-                      f"  p99 {percentile(values, 99):6.2f} ms")
+            url = empty_database(sqlite_url(Path(scratch) / f"threads-{threads}"))
+            report("SQLite", threads, claim_round(url, events, threads))
+    try:
+        with postgres_schema() as url:
+            for threads in (1, 8):
+                report("PostgreSQL", threads, claim_round(empty_database(url), events, threads))
+    except pytest.skip.Exception as skipped:
+        print(f"claims  PostgreSQL skipped: {skipped.msg}")
 
 
 def per_thread(slack) -> Counter:

@@ -96,12 +96,11 @@ class Services:
 
 def build_services(settings: Settings, kb: KnowledgeBase | None = None) -> Services:
     """The process's services; pass `kb` to share an already-loaded knowledge base (tests)."""
-    data = settings.data_dir
     database = open_state(settings)  # upgrades the embedded SQLite file; a shared database must be current
     return Services(
         settings=settings,
         kb=kb if kb is not None else KnowledgeBase(settings, database=database),
-        deliveries=DeliveryLog(data / "slack_deliveries.sqlite3", lease_s=settings.delivery_lease_s),
+        deliveries=DeliveryLog(database, lease_s=settings.delivery_lease_s),
         conversations=ConversationLog(database),
         feedback=FeedbackLog(database),
         dialogues=DialogueStore(database),

@@ -16,6 +16,7 @@ from bot.state.deliveries import DeliveryLog
 from fake_openai import FakeOpenAI, Reply
 from retrieval.service import KnowledgeBase
 from slack_harness import BOT_USER_ID, FakeSlackAPI, bot_settings, event_payload, mention_event, running_bot
+from strategy_bot.migrate import open_state
 from strategy_bot.settings import Settings
 
 KEY = "sk-test-delivery"
@@ -76,9 +77,11 @@ def test_a_placeholder_left_by_a_dead_process_is_filled_in_not_posted_again(tmp_
         event = mention_event(f"<@{BOT_USER_ID}> What does open-sourcing a model cost?")
         payload = json.loads(event_payload(event))
         # A process recorded the event, posted its placeholder, and died before the answer.
-        dead = DeliveryLog(settings.data_dir / "slack_deliveries.sqlite3", lease_s=LEASE_S, boot_id="dead-process")
+        state = open_state(settings)
+        dead = DeliveryLog(state, lease_s=LEASE_S, boot_id="dead-process")
         assert dead.receive(payload["event_id"], payload) is not None
         dead.close()
+        state.dispose()
         placeholder = WebClient(token=slack.token, base_url=slack.api_url).chat_postMessage(
             channel=event["channel"], thread_ts=event["ts"], text="Writing…",
             metadata={"event_type": "strategy_bot_answer",

@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import yaml
+from sqlalchemy import select
 
+from databases import sqlite_url
 from slack_harness import (
     BOT_USER_ID,
     REPO,
@@ -19,6 +21,8 @@ from slack_harness import (
     serve_subprocess,
     url_verification_payload,
 )
+from strategy_bot.database import open_engine
+from strategy_bot.schema import deliveries
 
 
 def test_serve_answers_mentions_over_http_and_stops_cleanly(fresh_data_dir):
@@ -29,12 +33,20 @@ def test_serve_answers_mentions_over_http_and_stops_cleanly(fresh_data_dir):
             assert bot.get("/healthz").status == 200
             assert bot.get("/nope").status == 404
             event = mention_event(f"<@{BOT_USER_ID}> What does open-sourcing a model cost?")
-            assert bot.send_event(event_payload(event)).status == 200
+            payload = event_payload(event)
+            assert bot.send_event(payload).status == 200
             post = slack.wait_for("chat.postMessage", timeout=60)[0]
             assert post.body["thread_ts"] == event["ts"] and post.token == slack.token
             process.terminate()  # what `docker stop` sends
             assert process.wait(timeout=30) == 0
-    assert (fresh_data_dir / "slack_deliveries.sqlite3").is_file()
+    state = open_engine(sqlite_url(fresh_data_dir))  # the delivery is recorded in the state database
+    try:
+        with state.connect() as connection:
+            status = connection.execute(select(deliveries.c.status).where(
+                deliveries.c.event_id == json.loads(payload)["event_id"])).scalar()
+    finally:
+        state.dispose()
+    assert status == "done"
 
 
 def test_socket_mode_answers_mentions_without_a_public_url(fresh_data_dir):

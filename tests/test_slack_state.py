@@ -3,47 +3,91 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable, Iterator
 from urllib.parse import urlencode
 
 import pytest
 from slack_bolt.request import BoltRequest
+from sqlalchemy import update
 
 from bot.bolt_request import FormSafeBoltRequest, MalformedBody, parse_slack_body
 from bot.state.conversations import ConversationLog
-from bot.state.deliveries import MAX_BODY_BYTES, DeliveryLog
+from bot.state.deliveries import KEEP_SECONDS, MAX_BODY_BYTES, DeliveryLog
 from bot.state.feedback import FeedbackLog
 from slack_harness import block_action_payload, slash_payload
+from strategy_bot.database import open_engine
+from strategy_bot.schema import deliveries
 
 BODY = {"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_mention", "text": "hi"}}
 
 
-def test_an_event_is_claimed_once_even_by_racing_threads(tmp_path):
-    log = DeliveryLog(tmp_path / "d.sqlite3")
+@pytest.fixture
+def processes(state_url) -> Iterator[Callable[..., DeliveryLog]]:
+    """Delivery logs as separate processes would hold them: each its own engine on the one state database
+    (conftest.state_url: a SQLite file, then PostgreSQL)."""
+    opened: list[tuple[DeliveryLog, object]] = []
+
+    def process(**kwargs) -> DeliveryLog:
+        engine = open_engine(state_url)
+        log = DeliveryLog(engine, **kwargs)
+        opened.append((log, engine))
+        return log
+
+    yield process
+    for log, engine in opened:
+        log.close()
+        engine.dispose()
+
+
+def test_an_event_is_claimed_once_even_by_racing_threads(processes):
+    logs = [processes(), processes()]  # two processes, eight threads each
     wins: list[object] = []
-    threads = [threading.Thread(target=lambda: wins.append(log.receive("Ev1", BODY))) for _ in range(16)]
+    threads = [threading.Thread(target=lambda i=i: wins.append(logs[i % 2].receive("Ev1", BODY))) for i in range(16)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert len([w for w in wins if w is not None]) == 1
-    assert log.status("Ev1") == ("pending", 16)
-    assert log.body("Ev1") == BODY  # recorded: a crash now loses nothing
+    assert logs[0].status("Ev1") == ("pending", 16)
+    assert logs[1].body("Ev1") == BODY  # recorded: a crash now loses nothing
 
 
-def test_a_finished_event_stays_a_duplicate_after_a_restart(tmp_path):
-    first = DeliveryLog(tmp_path / "d.sqlite3")
+def test_a_due_event_is_taken_over_once_by_racing_processes(processes):
+    logs = [processes(lease_s=0.3) for _ in range(4)]
+    for n in range(20):
+        logs[0].receive(f"Ev{n}", {**BODY, "event_id": f"Ev{n}"})
+    logs[0].close()  # it dies: no heartbeat
+    time.sleep(0.4)
+    claims: list[tuple[int, str]] = []
+
+    def resume(i: int) -> None:
+        for event_id in logs[i].due():
+            if logs[i].claim(event_id) is not None:
+                claims.append((i, event_id))
+
+    threads = [threading.Thread(target=resume, args=(i,)) for i in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(e for _, e in claims) == sorted(f"Ev{n}" for n in range(20))  # each exactly once
+    assert all(logs[1].get(e).owner == logs[i].boot_id and logs[1].get(e).attempts == 2 for i, e in claims)
+
+
+def test_a_finished_event_stays_a_duplicate_after_a_restart(processes):
+    first = processes()
     assert first.receive("Ev1", BODY).attempt == 1
     first.finish("Ev1", "answered", "123.456")
     first.close()
-    again = DeliveryLog(tmp_path / "d.sqlite3")
+    again = processes()
     assert again.receive("Ev1", BODY) is None and again.due() == []
     record = again.get("Ev1")
     assert (record.status, record.outcome, record.reply_ts, record.deliveries) == ("done", "answered", "123.456", 2)
 
 
-def test_a_live_lease_is_not_taken_over_but_an_expired_one_is_once(tmp_path):
-    first = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
-    second = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
+def test_a_live_lease_is_not_taken_over_but_an_expired_one_is_once(processes):
+    first = processes(lease_s=0.6)
+    second = processes(lease_s=0.6)
     assert first.receive("Ev1", BODY) is not None
     first.close()  # ...the process dies before answering: no heartbeat any more
     assert second.receive("Ev1", BODY) is None  # its lease still runs: a retry now is a duplicate
@@ -56,9 +100,9 @@ def test_a_live_lease_is_not_taken_over_but_an_expired_one_is_once(tmp_path):
     assert second.status("Ev1") == ("pending", 3)
 
 
-def test_the_heartbeat_keeps_a_long_answer_s_lease(tmp_path):
-    holder = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
-    other = DeliveryLog(tmp_path / "d.sqlite3", lease_s=0.6)
+def test_the_heartbeat_keeps_a_long_answer_s_lease(processes):
+    holder = processes(lease_s=0.6)
+    other = processes(lease_s=0.6)
     holder.receive("Ev1", BODY)
     time.sleep(1.5)  # two and a half leases: only renewals keep it
     assert other.due() == [] and other.receive("Ev1", BODY) is None
@@ -66,8 +110,18 @@ def test_the_heartbeat_keeps_a_long_answer_s_lease(tmp_path):
     assert holder.held() == 0 and other.status("Ev1")[0] == "done"
 
 
-def test_a_released_event_is_due_again_after_a_backoff_and_a_failed_one_never(tmp_path):
-    log = DeliveryLog(tmp_path / "d.sqlite3", lease_s=30)
+def test_a_lease_taken_over_is_forgotten_by_the_process_that_lost_it(processes):
+    frozen = processes(lease_s=0.3)
+    other = processes(lease_s=30)
+    frozen.receive("Ev1", BODY)
+    frozen._stop.set()  # frozen past its lease (no heartbeat)...
+    time.sleep(0.4)
+    assert other.claim("Ev1") is not None  # ...and taken over
+    assert frozen.renew() == 0 and frozen.held() == 0 and other.get("Ev1").owner == other.boot_id
+
+
+def test_a_released_event_is_due_again_after_a_backoff_and_a_failed_one_never(processes):
+    log = processes(lease_s=30)
     log.receive("Ev1", BODY)
     assert log.release("Ev1") == 1.0 and log.held() == 0
     assert log.due() == [] and log.receive("Ev1", BODY) is None  # within the backoff
@@ -80,8 +134,8 @@ def test_a_released_event_is_due_again_after_a_backoff_and_a_failed_one_never(tm
     assert log.receive("Ev2", BODY) is None
 
 
-def test_an_oversized_body_is_recorded_bounded_with_what_answering_reads(tmp_path):
-    log = DeliveryLog(tmp_path / "d.sqlite3")
+def test_an_oversized_body_is_recorded_bounded_with_what_answering_reads(processes):
+    log = processes()
     event = {"type": "app_mention", "text": "q" * 100_000, "channel": "C1", "ts": "1.2", "user": "U1",
              "blocks": [{"type": "rich_text", "elements": ["x" * 100_000]}]}
     log.receive("Ev1", {**BODY, "event": event})
@@ -91,20 +145,17 @@ def test_an_oversized_body_is_recorded_bounded_with_what_answering_reads(tmp_pat
     assert (kept["channel"], kept["ts"], kept["user"], "blocks" in kept) == ("C1", "1.2", "U1", False)
 
 
-def test_the_first_version_of_the_table_is_upgraded_keeping_finished_events(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "d.sqlite3"
-    old = sqlite3.connect(path)
-    old.executescript("CREATE TABLE deliveries (event_id TEXT PRIMARY KEY, boot_id TEXT NOT NULL, status TEXT "
-                      "NOT NULL, first_seen REAL NOT NULL, deliveries INTEGER NOT NULL DEFAULT 1);"
-                      "CREATE INDEX deliveries_first_seen ON deliveries(first_seen);"
-                      f"INSERT INTO deliveries VALUES ('EvOld', 'b1', 'done', {time.time()}, 2);")
-    old.commit()
-    old.close()
-    log = DeliveryLog(path)
-    assert log.status("EvOld") == ("done", 2) and log.receive("EvOld", BODY) is None
-    assert log.receive("EvNew", BODY) is not None
+def test_records_older_than_a_day_are_forgotten_and_a_stale_pending_one_given_up(processes):
+    log = processes()
+    log.receive("EvOld", BODY)
+    log.receive("EvDone", BODY)
+    log.finish("EvDone")
+    with log.engine.begin() as connection:
+        connection.execute(update(deliveries).values(first_seen=time.time() - 2 * KEEP_SECONDS))
+    log.close()
+    again = processes()
+    assert again.get("EvDone") is None
+    assert (again.get("EvOld").status, again.get("EvOld").outcome) == ("failed", "expired")
 
 
 def test_a_conversation_gives_earlier_questions_as_history(state_engine):

@@ -9,12 +9,14 @@ Every acknowledgement's latency is recorded and checked against Slack's 3-second
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import yaml
@@ -348,18 +350,85 @@ def test_a_double_click_moves_the_dialogue_once(slack, data_dir, kb):
         assert "no longer open" in stale.body["text"]
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
-def test_the_same_click_on_two_replicas_at_once_advances_the_dialogue_once(slack, tmp_path, kb, engine, request):
-    """Two bots sharing one state database (one SQLite file, or PostgreSQL) each get the click (a
-    retry landing on the other replica); both post the next question before either saves."""
+def replica_settings(engine: str, slack, tmp_path: Path, request) -> list:
+    """Settings of two replicas sharing one state database: one SQLite file, or PostgreSQL."""
     if engine == "postgresql":
         url = request.getfixturevalue("postgres_url")
         upgraded = open_engine(url)
         migrate.upgrade(upgraded)
         upgraded.dispose()
-        replicas = [bot_settings(tmp_path / name, slack, database_url=url) for name in ("a", "b")]
-    else:
-        replicas = [bot_settings(tmp_path / "data", slack)] * 2
+        return [bot_settings(tmp_path / name, slack, database_url=url) for name in ("a", "b")]
+    return [bot_settings(tmp_path / "data", slack)] * 2
+
+
+@contextmanager
+def writes_held(url) -> Iterator[None]:
+    """Hold the state database's dialogue writes (SQLite: the file's write lock; PostgreSQL: the rows'
+    locks) until the block ends; reads go on. A thread of its own, as the lock must stay with one connection."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        engine = open_engine(url)
+        try:
+            with engine.connect().execution_options(sqlite_immediate=True) as connection, connection.begin():
+                if engine.dialect.name == "postgresql":
+                    connection.execute(text("SELECT 1 FROM dialogues FOR UPDATE"))
+                taken.set()
+                done.wait(60)
+        finally:
+            engine.dispose()
+
+    holder = threading.Thread(target=hold, name="writes-held")
+    holder.start()
+    try:
+        assert taken.wait(20), "could not lock the state database"
+        yield
+    finally:
+        done.set()
+        holder.join(20)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_click_reaching_another_replica_before_the_question_is_saved_waits_for_it(
+        slack, tmp_path, kb, engine, request, caplog):
+    """Replica A posted question 1 and has not saved its ts yet (its write is held) when the click on
+    it reaches replica B: B must wait for A's save, not answer "no longer open" and lose the click."""
+    replicas = replica_settings(engine, slack, tmp_path, request)
+    with running_bot(replicas[0], kb=kb) as bot_a, running_bot(replicas[1], kb=kb) as bot_b:
+        held = writes_held(bot_a.services.database.url)
+
+        def posted_then_held(call):  # question 1 is posted; A's save of its ts will wait for the lock
+            held.__enter__()
+            return slack.default_answer(call)
+
+        slack.script("chat.postMessage", slack.default_answer)  # the anchor message
+        slack.script("chat.postMessage", posted_then_held)
+        try:
+            thread = StrategyThread(slack, bot_a, USER_ID, CHANNEL_ID).start()
+            first = thread.latest()
+            with caplog.at_level(logging.INFO, logger="bot.listeners.strategy_check"):
+                StrategyThread(slack, bot_b, USER_ID, CHANNEL_ID, ts=thread.ts).answer(first, "internal")
+                deadline = time.monotonic() + 30  # until B has read the unsaved state, one way or the other
+                while time.monotonic() < deadline and not slack.calls("chat.postEphemeral") and \
+                        "waits for the replica that posted it" not in caplog.text:
+                    time.sleep(0.02)
+            assert slack.calls("chat.postEphemeral") == [], slack.calls("chat.postEphemeral")[0].body["text"]
+        finally:
+            held.__exit__(None, None, None)
+        second = thread.wait_posts(2)
+        assert question_number(second) == 2
+        thread.wait_update(first.ts)  # B updates the clicked question after saving the advance
+        dialogue = bot_b.services.dialogues.get(CHANNEL_ID, thread.ts)
+        assert dialogue.step == 1 and dialogue.answers == {"data_sensitivity": "internal"}
+        slack.settle()
+        assert slack.calls("chat.postEphemeral") == [] and slack.calls("chat.delete") == []
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_same_click_on_two_replicas_at_once_advances_the_dialogue_once(slack, tmp_path, kb, engine, request):
+    """Two bots sharing one state database (one SQLite file, or PostgreSQL) each get the click (a
+    retry landing on the other replica); both post the next question before either saves."""
+    replicas = replica_settings(engine, slack, tmp_path, request)
     with running_bot(replicas[0], kb=kb) as bot_a, running_bot(replicas[1], kb=kb) as bot_b:
         assert bot_b.get("/healthz").json()["database"] == "ok"
         thread = StrategyThread(slack, bot_a, USER_ID, CHANNEL_ID).start()

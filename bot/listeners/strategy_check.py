@@ -17,6 +17,11 @@ Two replicas (or two processes) can handle clicks on one dialogue at once; the i
 cannot see that, the store's versions can: the save of the click that comes second fails
 (`DialogueConflict`), that click takes back the message it posted, tells the clicker, and shows
 the clicked message as the dialogue now stands. So it is acknowledged and changes nothing.
+
+A message is posted before its ts is saved, so a click can reach another replica in between: it
+names a message newer than any the dialogue knows. That click waits for the save (polling the
+store, at most SAVE_WAIT_S) instead of calling the question "no longer open"; in one process the
+thread lock already makes it wait.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterator
 
 from slack_bolt import Ack, App
@@ -42,6 +48,10 @@ from strategy_bot.migrate import open_state
 log = logging.getLogger(__name__)
 
 COMMAND = "/strategy-check"
+# How long a click on a message not saved yet waits for the replica that posted it: a save is one
+# UPDATE right after Slack answers, so seconds mean that replica died in between (the click is then stale).
+SAVE_WAIT_S = 10.0
+SAVE_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -157,9 +167,25 @@ class StrategyCheck:
             self._ephemeral(client, click, texts["not_yours"].format(owner=dialogue.user_id))
             return None
         if click.message_ts != self._live_ts(dialogue):
-            self._ephemeral(client, click, texts["stale"])
-            return None
+            dialogue = self._await_save(click, dialogue)
+            if dialogue is None or click.message_ts != self._live_ts(dialogue):
+                self._ephemeral(client, click, texts["stale"])
+                return None
         return dialogue
+
+    def _await_save(self, click: Click, dialogue: Dialogue) -> Dialogue | None:
+        """The dialogue once it knows the clicked message, when that message is newer than any it knows
+        (posted, not saved yet, by another replica); as it is otherwise, or after SAVE_WAIT_S."""
+        if not _newer_than_known(click.message_ts, dialogue):
+            return dialogue
+        log.info("strategy check %s/%s: a click on message %s waits for the replica that posted it to save it",
+                 click.channel, click.thread_ts, click.message_ts)
+        deadline = time.monotonic() + SAVE_WAIT_S
+        current: Dialogue | None = dialogue
+        while current is not None and _newer_than_known(click.message_ts, current) and time.monotonic() < deadline:
+            time.sleep(SAVE_POLL_S)
+            current = self.store.get(click.channel, click.thread_ts)
+        return current
 
     def _live_ts(self, dialogue: Dialogue) -> str | None:
         """The one message whose buttons may move the dialogue now."""
@@ -240,6 +266,16 @@ class StrategyCheck:
     @staticmethod
     def _ephemeral(client: WebClient, click: Click, text: str) -> None:
         client.chat_postEphemeral(channel=click.channel, user=click.user, text=text, thread_ts=click.thread_ts)
+
+
+def _newer_than_known(message_ts: str, dialogue: Dialogue) -> bool:
+    """True when a message is later than the thread and every message the dialogue has saved (Slack's ts
+    grow within a channel; compared as decimals, as floats would round their microseconds)."""
+    try:
+        known = [Decimal(ts) for ts in (dialogue.thread_ts, *dialogue.message_ts.values())]
+        return Decimal(message_ts) > max(known)
+    except InvalidOperation:
+        return False
 
 
 def _without_result(message_ts: Any) -> dict[str, str]:

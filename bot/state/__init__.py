@@ -1,5 +1,7 @@
-"""What the Slack front end remembers under DATA_DIR: deliveries seen, threads answered, feedback.
+"""What the Slack front end remembers: deliveries seen, threads answered, feedback.
 
-Each store is one SQLite file (WAL mode, one connection, one lock): many Slack worker
-threads read and write at once, and a restart of the bot finds everything again.
+Every store queries the one state database (strategy_bot/database.py: a SQLite file under
+DATA_DIR, or PostgreSQL shared by replicas) through SQLAlchemy Core, on the tables of
+strategy_bot/schema.py; many Slack worker threads read and write at once, and a restart of the
+bot, or another replica, finds everything again.
 """

@@ -17,9 +17,14 @@ included) *before* the ack, and the work on it is held under a lease:
   of a process that died (its lease ran out). A resumer (bot/resume.py) claims and
   answers them.
 
-Claims are single statements whose WHERE clause decides (INSERT ... ON CONFLICT DO
-NOTHING, UPDATE ... WHERE lease expired), so two processes sharing the file cannot both
-win, and the SQL ports as is to PostgreSQL (the `deliveries` table has the shared shape).
+The log lives in the `deliveries` table of the shared state database (strategy_bot/schema.py,
+SQLAlchemy Core): a SQLite file under DATA_DIR by default, or PostgreSQL that every replica
+shares, so a retry landing on another replica, or a replica's dead leases, are seen by all.
+Claims are single statements whose WHERE clause decides (INSERT ... ON CONFLICT DO NOTHING
+RETURNING, UPDATE ... WHERE lease expired RETURNING): two processes cannot both win, on either
+engine, and RETURNING says who won (psycopg reports no rowcount for INSERT ... ON CONFLICT).
+Earlier versions kept this log in its own file, `DATA_DIR/slack_deliveries.sqlite3`; it is not
+read any more (its records only mattered for a day).
 """
 from __future__ import annotations
 
@@ -28,10 +33,14 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterator
 
-from bot.state.sqlite import Database
+from sqlalchemy import ColumnElement, Connection, Engine, delete, or_, select, update
+
+from strategy_bot.database import insert
+from strategy_bot.schema import deliveries
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +51,7 @@ RETRY_BASE_S = 1.0  # a released event is due again after 1, 2, 4 ... s
 RETRY_MAX_S = 300.0  # ... at most 5 minutes apart
 MAX_ATTEMPTS = 20  # then it is given up (failed, outcome "gave_up"): about an hour of retries
 RENEW_CHUNK = 500  # event ids per renewing statement (SQLite's parameter limit is 999 on old builds)
-
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS deliveries (
-    event_id TEXT PRIMARY KEY,
-    body TEXT NOT NULL,
-    status TEXT NOT NULL,
-    owner TEXT NULL,
-    lease_until DOUBLE PRECISION NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    deliveries INTEGER NOT NULL DEFAULT 1,
-    first_seen DOUBLE PRECISION NOT NULL,
-    finished_at DOUBLE PRECISION NULL,
-    outcome TEXT NULL,
-    reply_ts TEXT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, lease_until)",
-    "CREATE INDEX IF NOT EXISTS deliveries_first_seen ON deliveries(first_seen)",
-]
-_COLUMNS = ("event_id, body, status, owner, lease_until, attempts, deliveries, first_seen, finished_at, outcome, "
-            "reply_ts")
+_C = deliveries.c
 
 
 @dataclass(frozen=True)
@@ -114,13 +104,10 @@ def retry_delay_s(attempts: int) -> float:
 
 
 class DeliveryLog:
-    """Thread-safe; one per process (its `boot_id` owns the leases it takes)."""
+    """Thread-safe; one per process (its `boot_id` owns the leases it takes) over the shared state engine."""
 
-    def __init__(self, path: Path, lease_s: float = 30.0, boot_id: str | None = None) -> None:
-        self.db = Database(path, "")
-        _upgrade_old_table(self.db)
-        for statement in SCHEMA:
-            self.db.execute(statement)
+    def __init__(self, engine: Engine, lease_s: float = 30.0, boot_id: str | None = None) -> None:
+        self.engine = engine
         self.lease_s = float(lease_s)
         self.boot_id = boot_id or uuid.uuid4().hex
         self._held: set[str] = set()
@@ -129,21 +116,31 @@ class DeliveryLog:
         self._heartbeat: threading.Thread | None = None
         self._forget_old()
 
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the file's write lock first (BEGIN IMMEDIATE), so a
+        read-then-write waits its turn instead of failing with "database is locked" half-way."""
+        with self.engine.connect().execution_options(sqlite_immediate=True) as connection, connection.begin():
+            yield connection
+
     # ------------------------------------------------------------------ claiming
 
     def receive(self, event_id: str, body: dict) -> Claim | None:
         """Record a delivery from Slack and claim it; None for a duplicate (finished, or held by a live lease)."""
         now = time.time()
-        inserted = self.db.execute(
-            "INSERT INTO deliveries(event_id, body, status, owner, lease_until, attempts, deliveries, first_seen) "
-            "VALUES (?, ?, ?, ?, ?, 1, 1, ?) ON CONFLICT (event_id) DO NOTHING",
-            (event_id, bounded_body(body), PENDING, self.boot_id, now + self.lease_s, now),
-        ).rowcount
-        if inserted:
+        record = insert(self.engine, deliveries).values(
+            event_id=event_id, body=bounded_body(body), status=PENDING, owner=self.boot_id,
+            lease_until=now + self.lease_s, attempts=1, deliveries=1, first_seen=now,
+        ).on_conflict_do_nothing(index_elements=[_C.event_id]).returning(_C.event_id)
+        with self._write() as connection:
+            inserted = connection.execute(record).first() is not None
+        if inserted:  # held once committed: a heartbeat before that would not find the row and drop it
             return self._hold(Claim(event_id, 1))
         claim = self._take(event_id, count_delivery=True)
         if claim is None:
-            self.db.execute("UPDATE deliveries SET deliveries = deliveries + 1 WHERE event_id = ?", (event_id,))
+            with self._write() as connection:
+                connection.execute(update(deliveries).where(_C.event_id == event_id)
+                                   .values(deliveries=_C.deliveries + 1))
         return claim
 
     def claim(self, event_id: str) -> Claim | None:
@@ -152,23 +149,21 @@ class DeliveryLog:
 
     def _take(self, event_id: str, *, count_delivery: bool) -> Claim | None:
         now = time.time()
-        taken = self.db.execute(
-            "UPDATE deliveries SET owner = ?, lease_until = ?, attempts = attempts + 1, "
-            f"deliveries = deliveries + {1 if count_delivery else 0} "
-            "WHERE event_id = ? AND status = ? AND (lease_until IS NULL OR lease_until <= ?)",
-            (self.boot_id, now + self.lease_s, event_id, PENDING, now),
-        ).rowcount
-        if not taken:
-            return None
-        rows = self.db.query("SELECT attempts FROM deliveries WHERE event_id = ?", (event_id,))
-        return self._hold(Claim(event_id, int(rows[0][0]) if rows else 2))
+        statement = (update(deliveries)
+                     .where(_C.event_id == event_id, _C.status == PENDING, _due(now))
+                     .values(owner=self.boot_id, lease_until=now + self.lease_s, attempts=_C.attempts + 1,
+                             deliveries=_C.deliveries + (1 if count_delivery else 0))
+                     .returning(_C.attempts))
+        with self._write() as connection:
+            attempts = connection.execute(statement).scalar()
+        return None if attempts is None else self._hold(Claim(event_id, int(attempts)))
 
     def due(self, limit: int = 50) -> list[str]:
         """Pending events nobody holds (lease run out, or released and past the backoff), oldest first."""
-        rows = self.db.query(
-            "SELECT event_id FROM deliveries WHERE status = ? AND (lease_until IS NULL OR lease_until <= ?) "
-            "ORDER BY first_seen LIMIT ?", (PENDING, time.time(), limit))
-        return [row[0] for row in rows]
+        query = (select(_C.event_id).where(_C.status == PENDING, _due(time.time()))
+                 .order_by(_C.first_seen).limit(limit))
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
 
     # ------------------------------------------------------------------ ending a claim
 
@@ -183,21 +178,23 @@ class DeliveryLog:
     def release(self, event_id: str) -> float | None:
         """Give the event back after a transient failure; due again after a backoff that grows with the
         attempts (the delay in seconds), or failed as `gave_up` after MAX_ATTEMPTS (None)."""
-        rows = self.db.query("SELECT attempts FROM deliveries WHERE event_id = ?", (event_id,))
-        attempts = int(rows[0][0]) if rows else 1
+        with self._write() as connection:
+            attempts = int(connection.execute(select(_C.attempts).where(_C.event_id == event_id)).scalar() or 1)
+            if attempts < MAX_ATTEMPTS:
+                delay = retry_delay_s(attempts)
+                connection.execute(update(deliveries)
+                                   .where(_C.event_id == event_id, _C.owner == self.boot_id, _C.status == PENDING)
+                                   .values(owner=None, lease_until=time.time() + delay))
         if attempts >= MAX_ATTEMPTS:
             self.fail(event_id, "gave_up")
             return None
-        delay = retry_delay_s(attempts)
-        self.db.execute("UPDATE deliveries SET owner = NULL, lease_until = ? WHERE event_id = ? AND owner = ? "
-                        "AND status = ?", (time.time() + delay, event_id, self.boot_id, PENDING))
         self._drop(event_id)
         return delay
 
     def _end(self, event_id: str, status: str, outcome: str, reply_ts: str | None) -> None:
-        self.db.execute("UPDATE deliveries SET status = ?, outcome = ?, reply_ts = ?, finished_at = ? "
-                        "WHERE event_id = ? AND status = ?", (status, outcome, reply_ts, time.time(), event_id,
-                                                               PENDING))
+        with self._write() as connection:
+            connection.execute(update(deliveries).where(_C.event_id == event_id, _C.status == PENDING)
+                               .values(status=status, outcome=outcome, reply_ts=reply_ts, finished_at=time.time()))
         self._drop(event_id)
 
     # ------------------------------------------------------------------ leases held
@@ -215,24 +212,19 @@ class DeliveryLog:
         """
         with self._held_lock:
             held = sorted(self._held)
-        kept = 0
+        kept: set[str] = set()
         for start in range(0, len(held), RENEW_CHUNK):
-            chunk = held[start:start + RENEW_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            kept += self.db.execute(
-                f"UPDATE deliveries SET lease_until = ? WHERE owner = ? AND status = ? AND event_id IN ({marks})",
-                (time.time() + self.lease_s, self.boot_id, PENDING, *chunk)).rowcount
-        if kept < len(held):
-            self._forget_lost(held)
-        return kept
-
-    def _forget_lost(self, held: list[str]) -> None:
-        for event_id in held:
-            rows = self.db.query("SELECT owner, status FROM deliveries WHERE event_id = ?", (event_id,))
-            if not rows or rows[0][1] != PENDING or rows[0][0] != self.boot_id:
-                if rows and rows[0][1] == PENDING:
-                    log.warning("lost the lease on %s to another process", event_id)
-                self._drop(event_id)
+            statement = (update(deliveries)
+                         .where(_C.owner == self.boot_id, _C.status == PENDING,
+                                _C.event_id.in_(held[start:start + RENEW_CHUNK]))
+                         .values(lease_until=time.time() + self.lease_s).returning(_C.event_id))
+            with self._write() as connection:
+                kept.update(connection.execute(statement).scalars())
+        for event_id in set(held) - kept:
+            if (self.status(event_id) or ("",))[0] == PENDING:
+                log.warning("lost the lease on %s to another process", event_id)
+            self._drop(event_id)
+        return len(kept)
 
     def _hold(self, claim: Claim) -> Claim:
         with self._held_lock:
@@ -258,8 +250,9 @@ class DeliveryLog:
     # ------------------------------------------------------------------ reading
 
     def get(self, event_id: str) -> Delivery | None:
-        rows = self.db.query(f"SELECT {_COLUMNS} FROM deliveries WHERE event_id = ?", (event_id,))
-        return Delivery(*rows[0]) if rows else None
+        with self.engine.connect() as connection:
+            row = connection.execute(select(deliveries).where(_C.event_id == event_id)).first()
+        return Delivery(**row._mapping) if row else None
 
     def body(self, event_id: str) -> dict | None:
         """The recorded event callback, or None when the event is unknown or its record unreadable."""
@@ -272,36 +265,25 @@ class DeliveryLog:
 
     def status(self, event_id: str) -> tuple[str, int] | None:
         """(status, deliveries seen) of an event, or None if it never arrived."""
-        rows = self.db.query("SELECT status, deliveries FROM deliveries WHERE event_id = ?", (event_id,))
-        return (rows[0][0], rows[0][1]) if rows else None
+        with self.engine.connect() as connection:
+            row = connection.execute(select(_C.status, _C.deliveries).where(_C.event_id == event_id)).first()
+        return (row[0], int(row[1])) if row else None
 
     def _forget_old(self) -> None:
         """Finished events are kept a day (to recognise late retries); a pending one that old is stale."""
         cutoff = time.time() - KEEP_SECONDS
-        self.db.execute("DELETE FROM deliveries WHERE first_seen < ? AND status <> ?", (cutoff, PENDING))
-        self.db.execute("UPDATE deliveries SET status = ?, outcome = ?, finished_at = ? "
-                        "WHERE first_seen < ? AND status = ?", (FAILED, "expired", time.time(), cutoff, PENDING))
+        with self._write() as connection:
+            connection.execute(delete(deliveries).where(_C.first_seen < cutoff, _C.status != PENDING))
+            connection.execute(update(deliveries).where(_C.first_seen < cutoff, _C.status == PENDING)
+                               .values(status=FAILED, outcome="expired", finished_at=time.time()))
 
     def close(self) -> None:
+        """Stop the heartbeat; the engine belongs to the caller (bot/services.py disposes of it)."""
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=5)
-        self.db.close()
 
 
-def _upgrade_old_table(db: Database) -> None:
-    """The first version of the table (boot_id, no body) cannot be resumed from: its events are kept as
-    finished, so their late retries are still recognised. SQLite only (PRAGMA); the SQLAlchemy port
-    replaces this with an Alembic migration."""
-    columns = {row[1] for row in db.query("PRAGMA table_info(deliveries)")}
-    if "boot_id" not in columns:
-        return
-    db.execute("BEGIN")  # all or nothing: a crash half-way leaves the old table as it was
-    db.execute("ALTER TABLE deliveries RENAME TO deliveries_v1")
-    db.execute(SCHEMA[0])
-    db.execute("INSERT INTO deliveries(event_id, body, status, deliveries, first_seen, finished_at, outcome) "
-               "SELECT event_id, '{}', 'done', deliveries, first_seen, first_seen, "
-               "CASE status WHEN 'done' THEN 'answered' ELSE 'unrecorded' END FROM deliveries_v1")
-    db.execute("DROP TABLE deliveries_v1")
-    db.execute("COMMIT")
-    log.info("upgraded the deliveries table (events seen before the upgrade stay finished)")
+def _due(now: float) -> ColumnElement[bool]:
+    """Nobody holds the event: no lease, or one that has run out."""
+    return or_(_C.lease_until.is_(None), _C.lease_until <= now)
