@@ -6,6 +6,8 @@ Parts:
             answers), events with a real ~2 KB body: `receive` of a new event (record + claim:
             what runs inside the ack window), of a duplicate, `claim` of a due event (the
             resumer's take-over), `finish`; on 1 thread and on 8 threads at once. p50/p99 in ms.
+  replicas  one, then two `strategy-bot serve` sharing one PostgreSQL (own DATA_DIRs), mentions sent
+            round-robin: answers/s, exactly once.
   serve     one `strategy-bot serve` (HTTP mode) with the fake Slack Web API: a flood of
             mentions, from the first POST to the last answer posted (answers/s, exactly once);
             then the same number of mentions acknowledged and in flight when the process is
@@ -19,6 +21,7 @@ DATA_DIR (default ./data) must hold an index, or one is built first (`strategy-b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -168,18 +171,61 @@ def serve(mentions: int, lease: float) -> None:
               f"exactly once: {'yes' if once else 'NO ' + str({t: counts[t] for t in crashed if counts[t] != 1})}")
 
 
+def replicas(mentions: int, lease: float) -> None:
+    """Answers/s of one and of two `serve` replicas sharing one PostgreSQL (each its own DATA_DIR),
+    mentions sent round-robin as a load balancer would; each answered exactly once."""
+    from slack_harness import serve_subprocess
+
+    configured = Settings.from_env()
+    try:
+        schema = postgres_schema()
+        url = schema.__enter__()
+    except pytest.skip.Exception as exc:
+        print(f"replicas: skipped ({exc})")
+        return
+    try:
+        empty_database(url)
+        for count in (1, 2):
+            with tempfile.TemporaryDirectory(prefix="delivery-replicas-") as scratch, FakeSlackAPI() as slack:
+                source = configured.data_dir.resolve()
+                settings = [bot_settings(prepared_data_dir(source, Path(scratch) / f"r{i}"), slack,
+                                         log_level="WARNING", database_url=url,
+                                         **{name: getattr(configured, name) for name in TUNABLES})
+                            for i in range(count)]
+                env = {"DELIVERY_LEASE_S": str(lease)}
+                with contextlib.ExitStack() as stack:
+                    urls = [stack.enter_context(serve_subprocess(s, extra_env=env))[0] for s in settings]
+                    drivers = [Driver(slack, f"{u}/slack/events") for u in urls]
+                    for driver in drivers:
+                        driver.wait_answered(driver.mention())  # warm
+                    started = time.perf_counter()
+                    sent = [drivers[i % count].mention() for i in range(mentions)]
+                    for ts in sent:
+                        drivers[0].wait_answered(ts, timeout=600)
+                    elapsed = time.perf_counter() - started
+                    slack.settle(quiet=lease + 1)
+                    counts = per_thread(slack)
+                    once = all(counts[ts] == 1 for ts in sent)
+                print(f"replicas {count} on PostgreSQL: {mentions} mentions answered in {elapsed:.2f} s = "
+                      f"{mentions / elapsed:.1f} answers/s; exactly once: {'yes' if once else 'NO'}", flush=True)
+    finally:
+        schema.__exit__(None, None, None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--mentions", type=int, default=100)
     parser.add_argument("--lease", type=float, default=2.0, help="DELIVERY_LEASE_S of the bot under test")
-    parser.add_argument("--only", choices=("claims", "serve"))
+    parser.add_argument("--only", choices=("claims", "serve", "replicas"))
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()}")
-    if args.only != "serve":
+    if args.only in (None, "claims"):
         claims(args.events)
-    if args.only != "claims":
+    if args.only in (None, "serve"):
         serve(args.mentions, args.lease)
+    if args.only in (None, "replicas"):
+        replicas(args.mentions, args.lease)
     return 0
 
 
