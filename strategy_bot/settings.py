@@ -91,7 +91,8 @@ class Settings:
                              "once, naming it)")
     database_url: str = setting("", "where the bot's state (conversations, feedback, dialogues, deliveries) lives: "
                                 "unset, one SQLite file `DATA_DIR/state.sqlite3`; `postgresql://user:pass@host/db` "
-                                "to share it between replicas (then run `strategy-bot db upgrade` first)",
+                                "to share it between replicas, with the published index builds and uploaded "
+                                "documents (then run `strategy-bot db upgrade` first)",
                                 secret=True)
     knowledge_dir: Path = setting(DEFAULT_KNOWLEDGE_DIR, "folder of documents to index (titles in `titles.yaml`)",
                                   shown="the shipped corpus, `knowledge/corpus`")
