@@ -74,20 +74,22 @@ def postgres_url():
         yield url
 
 
+@pytest.fixture(scope="module")
+def upgraded_postgres_url(postgres_url) -> str:
+    """This module's PostgreSQL schema at the current migration, as `strategy-bot db upgrade` leaves it
+    before replicas start (rows are the tests' to empty)."""
+    from databases import upgraded
+
+    return upgraded(postgres_url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request, tmp_path) -> str:
     """The URL of an empty state database at the current schema: once per engine (SQLite in tmp_path,
     this module's PostgreSQL schema emptied first), for tests that must hold on both."""
-    from databases import empty_tables, sqlite_url
-    from strategy_bot import migrate
-    from strategy_bot.database import open_engine
+    from databases import empty_tables, sqlite_url, upgraded
 
-    url = sqlite_url(tmp_path) if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    engine = open_engine(url)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
+    url = upgraded(sqlite_url(tmp_path) if request.param == "sqlite" else request.getfixturevalue("postgres_url"))
     if request.param == "postgresql":
         empty_tables(url)
     return url

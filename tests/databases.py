@@ -17,6 +17,7 @@ from typing import Iterator
 import pytest
 from sqlalchemy import text
 
+from strategy_bot import migrate
 from strategy_bot.database import DatabaseUnavailable, check_reachable, describe, open_engine
 from strategy_bot.schema import metadata
 
@@ -59,6 +60,16 @@ def postgres_schema() -> Iterator[str]:
 
 def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{Path(folder).resolve() / 'state.sqlite3'}"
+
+
+def upgraded(url: str) -> str:
+    """`url` with its schema brought to the current migration (what `strategy-bot db upgrade` does)."""
+    engine = open_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
 
 
 def empty_tables(url: str) -> None:

@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from databases import empty_tables
 from slack_harness import BotServer, FakeSlackAPI, bot_settings, serve_subprocess
-from strategy_bot import migrate
 from strategy_bot.database import open_engine
 from strategy_bot.schema import deliveries
 from test_delivery_crash import (
@@ -37,14 +36,9 @@ IN_FLIGHT = 20
 
 
 @pytest.fixture(scope="module")
-def shared_url(postgres_url) -> str:
+def shared_url(upgraded_postgres_url) -> str:
     """This module's PostgreSQL schema, upgraded to the current migration (as `strategy-bot db upgrade`)."""
-    engine = open_engine(postgres_url)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
-    return postgres_url
+    return upgraded_postgres_url
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from knowledge.upload_registry import UploadRegistry
 from retrieval.build_registry import BUILD_LOCK_KEY, KEEP_PUBLISHED, BuildFollower, BuildRegistry
 from retrieval.index_store import META_FILE, BuildFiles, IndexBusy, IndexCorrupt, read_meta_file
 from retrieval.service import KnowledgeBase
-from strategy_bot import migrate
 from strategy_bot.database import open_engine
 from strategy_bot.schema import index_files, uploads
 from strategy_bot.settings import Settings
@@ -32,13 +31,8 @@ ZEBRA_QUESTION = "What does the zebra clause let partners do?"
 
 
 @pytest.fixture(scope="module")
-def pg_url(postgres_url):
-    engine = open_engine(postgres_url)
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
-    return postgres_url
+def pg_url(upgraded_postgres_url):
+    return upgraded_postgres_url
 
 
 @pytest.fixture
