@@ -60,12 +60,17 @@ def margin(result: SearchResult) -> float:
     return result.best_dense - result.best_background
 
 
+def base_margin(policy: DeclinePolicy, cross_lingual: bool) -> float:
+    """The margin a question must clear before any unknown name raises it."""
+    return policy.cross_lingual_margin if cross_lingual else policy.same_language_margin
+
+
 def should_decline(result: SearchResult, policy: DeclinePolicy, *, cross_lingual: bool,
                    unknown: list[str] | tuple[str, ...] = ()) -> bool:
     """True when the background set explains the question about as well as the documents."""
     if not result.hits:
         return True
-    required = policy.cross_lingual_margin if cross_lingual else policy.same_language_margin
+    required = base_margin(policy, cross_lingual)
     if unknown:
         required += policy.unknown_name_margin
     return margin(result) < required
@@ -83,8 +88,8 @@ def answers_in_part(result: SearchResult, policy: DeclinePolicy, *, cross_lingua
     """For a question naming what the documents never mention, that `should_decline` declined:
     whether it is close enough to the documents for "they don't mention X; the closest they say
     is …" (a partial answer) rather than a bare decline."""
-    required = policy.cross_lingual_margin if cross_lingual else policy.same_language_margin
-    return bool(result.hits) and margin(result) >= required + policy.unknown_name_partial_margin
+    required = base_margin(policy, cross_lingual) + policy.unknown_name_partial_margin
+    return bool(result.hits) and margin(result) >= required
 
 
 def is_name(token: str, at_sentence_start: bool, in_chinese: bool) -> bool:

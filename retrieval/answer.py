@@ -121,7 +121,7 @@ def quotable_sentences(index: KnowledgeIndex, result: SearchResult, passages: in
         rows = index.sentences_of(hit.position)
         scores = cosines(as_float64(index.sentence_vectors[rows]), result.query_vector) if rows else []
         if renderings and rows:
-            scores = [_with_rendering(index, row, score, result.query_vector) for row, score in zip(rows, scores)]
+            scores = _with_renderings(index, rows, scores, result.query_vector)
         sentences = []
         for row, score in zip(rows, scores):
             text = index.sentences[row]["text"]
@@ -135,12 +135,17 @@ def quotable_sentences(index: KnowledgeIndex, result: SearchResult, passages: in
     return quoted
 
 
-def _with_rendering(index: KnowledgeIndex, row: int, score: float, query_vector: np.ndarray) -> float:
-    view = index.sentence_view_of.get(row)
-    if view is None:
-        return float(score)
-    rendered = cosines(as_float64(index.sentence_view_vectors[view:view + 1]), query_vector)[0]
-    return float(exact(np.array([(float(score) + float(rendered)) / 2]))[0])
+def _with_renderings(index: KnowledgeIndex, rows: list[int], scores: np.ndarray,
+                     query_vector: np.ndarray) -> np.ndarray:
+    """Each sentence's score averaged with its rendering's cosine (one product for the passage's renderings)."""
+    views = [index.sentence_view_of.get(row) for row in rows]
+    rendered = [i for i, view in enumerate(views) if view is not None]
+    if not rendered:
+        return scores
+    cos = cosines(as_float64(index.sentence_view_vectors[[views[i] for i in rendered]]), query_vector)
+    mixed = np.array(scores, dtype=np.float64)
+    mixed[rendered] = exact((mixed[rendered] + cos) / 2)
+    return mixed
 
 
 @dataclass(frozen=True)
