@@ -43,6 +43,7 @@ class IntentModel:
         self._subjects = {name: _matcher(entry["en"] + entry["zh"]) for name, entry in data["subjects"].items()}
         self.opposites: dict[str, str] = dict(data["opposites"])
         self._definition = _matcher(data["definition_markers"])
+        self._glossary = _matcher(data["glossary_leads"])
         self._code = _matcher(data["code_questions"]["en"] + data["code_questions"]["zh"])
         self._specifics = [(_matcher(entry["asks"]["en"] + entry["asks"]["zh"]), re.compile(entry["evidence"]),
                              entry["what"], bool(entry.get("a_list_answers"))) for entry in data["specifics"].values()]
@@ -113,6 +114,10 @@ class IntentModel:
 
     def is_definition(self, sentence: str) -> bool:
         return bool(self._definition.search(sentence))
+
+    def introduces_glossary(self, lead: str) -> bool:
+        """Whether a list's lead-in says it lists terms or concepts."""
+        return bool(self._glossary.search(lead.lower()))
 
     def adjustment(self, intent: Intent, labels: str, sentence: str, weights: AnswerTuning | None = None) -> float:
         """How much better (or worse) a sentence fits the question than its similarity says,
