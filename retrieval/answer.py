@@ -177,14 +177,15 @@ def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent, tun
     model = load_intents()
     found = []
     for sentences in quotable_sentences(index, result, tuning.passages, renderings=renderings):
-        lists = list_blocks(result.hits[sentences[0].rank].chunk.text) if sentences else []
+        chunk = result.hits[sentences[0].rank].chunk if sentences else None
+        lists = list_blocks(chunk.text) if chunk else []
         for s in sentences:
             n = s.rank + 1
             owner = next((i for i, block in enumerate(lists) if any(s.text in item for item in block.items)), None)
             if owner is not None:
                 blocks[(n, owner)] = lists[owner]
             context = " ".join(index.sentences[s.row].get("context", []))
-            labels = lists[owner].describes() if owner is not None else context
+            labels = f"{chunk.heading} {lists[owner].describes()}" if owner is not None else context
             fit = model.adjustment(intent, labels, s.text, tuning)
             adjusted = s.similarity - tuning.passage_rank_penalty * s.rank + fit
             found.append(_Candidate(adjusted, n, s.row, s.text, (n, owner) if owner is not None else None))

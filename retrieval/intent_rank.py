@@ -19,12 +19,13 @@ from retrieval.search import Hit, SearchResult
 
 
 def fits(hit: Hit, intent: Intent, model: IntentModel) -> bool:
-    """Whether the passage has a list labelled with the kind asked for, about the model asked
-    about (or about no particular model when the question names none or both)."""
+    """Whether the passage has a list labelled with the kind asked for (by its labels, lead-in or
+    the passage's heading: "3.2 算法步骤详解" heads steps), about the model asked about (or about
+    no particular model when the question names none or both)."""
     for block in list_blocks(hit.chunk.text):
         if len(block.items) < 2:
             continue
-        labels = block.describes()
+        labels = f"{hit.chunk.heading} {block.describes()}"
         if not intent.kinds & model.kinds_labelled(labels):
             continue
         subjects = model.subjects_in(labels)

@@ -450,6 +450,7 @@ class KnowledgeBase:
         not for a question about the sample code, which code lines answer, not a labelled list."""
         tuning = self.tuning.search
         keep = self.settings.top_k
+        intent = self.intents.strongly_asked(intent, query)
         if not intent.kinds or self.intents.asks_about_code(query):
             return self.search(query, k=keep, mode=mode, history=history, searcher=searcher)
         result = self.search(query, k=max(keep, tuning.intent_depth), mode=mode, history=history, searcher=searcher)

@@ -65,6 +65,18 @@ def test_a_question_says_what_it_asks_for_and_about_which_model():
     assert model.of("What is open source?").kinds == {"definition"}
     assert model.of("Any real-world examples?").kinds == {"examples"}
     assert model.of("Tell me about licensing.").kinds == frozenset()
+    assert model.of("What trends do they predict going forward?").kinds == {"trends"}
+
+
+def test_how_alone_asks_for_steps_too_weakly_to_reorder_passages():
+    model = load_intents()
+    weak = "开源模式在数学建模那部分是怎么表示的？"
+    assert model.of(weak).kinds == {"steps"}
+    assert model.strongly_asked(model.of(weak), weak).kinds == frozenset()
+    strong = "走开源路线的话，具体分几步？"
+    assert model.strongly_asked(model.of(strong), strong).kinds == {"steps"}
+    risks = "What are the risks of open-sourcing our model?"
+    assert model.strongly_asked(model.of(risks), risks).kinds == {"drawbacks"}  # no weak words for risks
 
 
 def test_a_list_labelled_with_the_opposite_or_the_other_model_scores_lower():
