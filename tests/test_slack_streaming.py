@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+from slack_sdk import WebClient
 
 from bot.blocks.answer import answer_message, answer_sections
 from bot.blocks.text import escape, slack_texts
+from bot.state.deliveries import DeliveryLog
+from fake_openai import FakeOpenAI, Reply
+from retrieval.service import KnowledgeBase
 from slack_harness import (
     BOT_USER_ID,
     CHANNEL_ID,
@@ -32,6 +37,8 @@ from slack_harness import (
     running_bot,
     serve_subprocess,
 )
+from strategy_bot.migrate import open_state
+from strategy_bot.settings import Settings
 
 QUESTION = "What are the long-term costs of open-sourcing a model?"
 
@@ -145,6 +152,66 @@ def test_a_retry_after_a_failure_mid_stream_finishes_that_message(bot, slack, kb
     assert slack.calls("chat.postMessage") == []
     delivery = bot.services.deliveries.get(event_id)
     assert (delivery.status, delivery.attempts, delivery.reply_ts) == ("done", 2, message["ts"])
+
+
+def test_a_stream_left_by_a_dead_process_is_finished_not_started_again(tmp_path, kb):
+    """A process recorded the event, started its stream (noting the ts), wrote a little and died: the
+    restart's resumer finds the stream in the delivery log and turns it into the whole answer."""
+    with FakeSlackAPI() as slack:
+        settings = bot_settings(tmp_path / "data", slack, slack_streaming=True, delivery_lease_s=2.0)
+        event = mention_event(f"<@{BOT_USER_ID}> {QUESTION}")
+        payload = json.loads(event_payload(event))
+        state = open_state(settings)
+        dead = DeliveryLog(state, lease_s=2.0, boot_id="dead-process")
+        assert dead.receive(payload["event_id"], payload) is not None
+        client = WebClient(token=slack.token, base_url=slack.api_url)
+        ts = client.chat_startStream(channel=CHANNEL_ID, thread_ts=event["ts"], recipient_team_id=TEAM_ID,
+                                     recipient_user_id=USER_ID, markdown_text="Open-sourcing")["ts"]
+        dead.note_reply(payload["event_id"], ts)
+        dead.close()
+        state.dispose()
+        with running_bot(settings, kb=kb) as bot:
+            update = slack.wait_for("chat.update", timeout=30)[0]
+            slack.settle(quiet=0.5)
+            record = bot.services.deliveries.get(payload["event_id"])
+        [message] = in_thread(slack, event["ts"])
+        assert update.body["ts"] == ts == message["ts"] and len(slack.calls("chat.startStream")) == 1
+        assert message["blocks"] == answer_message(kb.ask(QUESTION), answer_id_of(message["blocks"])).blocks
+        assert message["metadata"]["event_payload"] == {"event_id": payload["event_id"], "complete": True}
+        assert slack.calls("chat.postMessage") == []
+        assert (record.status, record.reply_ts, record.attempts) == ("done", ts, 2)
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def test_an_llm_answer_is_streamed_as_it_is_written(tmp_path, built_data_dir, e5, fake_llm):
+    llm = dict(llm_provider="openai", llm_model="fake-model", llm_api_key="sk-test", llm_base_url=fake_llm.url,
+               llm_max_retries=0, llm_timeout_s=10.0)
+    llm_kb = KnowledgeBase(Settings(data_dir=built_data_dir, **llm), e5)
+    llm_kb.ensure_index()
+    written = ("Open-sourcing moves the cost from licences to deployment and operations [1]. "
+               "Closed models keep the intellectual property in-house [2]. ") * 4
+    fake_llm.reply(Reply(written, chunk_chars=20, chunk_delay_s=0.05))
+    with FakeSlackAPI() as slack:
+        settings = bot_settings(tmp_path / "data", slack, slack_streaming=True, **llm)
+        with running_bot(settings, kb=llm_kb) as bot:
+            event, event_id = mention(bot)
+            stop = slack.wait_for("chat.stopStream", timeout=60)[0]
+            slack.settle(quiet=0.5)
+        texts = [c.body["chunks"][0]["text"] for c in slack.calls("chat.appendStream")
+                 if c.body["chunks"] and c.body["chunks"][0]["type"] == "markdown_text"]
+        assert len(texts) >= 2 and all(t for t in texts)  # the text came in pieces, before the end
+        assert slack.calls("chat.appendStream")[0].at < stop.at
+        assert slack.calls("chat.postMessage") == [] and "*Sources*" in json.dumps(stop.body["blocks"])
+        [message] = in_thread(slack, event["ts"])
+        assert message["metadata"]["event_payload"] == {"event_id": event_id, "complete": True}
+        if slack.calls("chat.update"):  # the checked answer differed from the draft: it replaced the text
+            assert stop.body["metadata"]["event_payload"]["complete"] is False
 
 
 def test_opening_the_agent_view_suggests_prompts_in_the_users_language(bot, slack):
