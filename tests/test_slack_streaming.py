@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 from slack_sdk import WebClient
 
 from bot.blocks.answer import answer_message, answer_sections
 from bot.blocks.text import escape, slack_texts
+from bot.listeners.shortcut import CALLBACK_ID
 from bot.state.deliveries import DeliveryLog
 from fake_openai import FakeOpenAI, Reply
 from retrieval.service import KnowledgeBase
@@ -22,6 +24,7 @@ from slack_harness import (
     BOT_USER_ID,
     CHANNEL_ID,
     DM_CHANNEL_ID,
+    REPO,
     TEAM_ID,
     USER_ID,
     FakeSlackAPI,
@@ -218,10 +221,10 @@ def test_opening_the_agent_view_suggests_prompts_in_the_users_language(bot, slac
     slack.add_user("U0CHINESE1", locale="zh-CN")
     texts = slack_texts()["assistant"]
     for user, language in ((USER_ID, "en"), ("U0CHINESE1", "zh")):
-        event = assistant_thread_started_event(user=user)
-        bot.send_event(event_payload(event))
+        thread_ts = new_ts()
+        bot.send_event(event_payload(assistant_thread_started_event(user=user, thread_ts=thread_ts)))
         call = slack.wait_for("assistant.threads.setSuggestedPrompts",
-                              where=lambda c: c.body["thread_ts"] == event["assistant_thread"]["thread_ts"])[0]
+                              where=lambda c, ts=thread_ts: c.body["thread_ts"] == ts)[0]
         assert call.body["channel_id"] == DM_CHANNEL_ID and call.body["prompts"] == texts["prompts"][language]
         assert call.body["title"] == texts["prompts_title"][language]
         assert any("strategy check" in p["title"].lower() or "策略检查" in p["title"] for p in call.body["prompts"])
@@ -301,3 +304,14 @@ def test_a_streamed_mention_over_socket_mode(fresh_data_dir: Path):
         assert "*Sources*" in json.dumps(stop.body["blocks"])
         assert len(slack.calls("chat.startStream")) == 1 and slack.calls("chat.postMessage") == []
         assert len(in_thread(slack, event["ts"])) == 1
+
+
+def test_the_manifest_declares_the_agent_view_and_the_shortcut():
+    manifest = yaml.safe_load((REPO / "manifest.yml").read_text(encoding="utf-8"))
+    view = manifest["features"]["assistant_view"]
+    assert view["assistant_description"] and 1 <= len(view["suggested_prompts"]) <= 4
+    assert {"assistant_thread_started", "assistant_thread_context_changed"} <= set(
+        manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert {"assistant:write", "chat:write", "users:read"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    [shortcut] = [s for s in manifest["features"]["shortcuts"] if s["type"] == "message"]
+    assert shortcut["callback_id"] == CALLBACK_ID
