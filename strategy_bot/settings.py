@@ -104,8 +104,9 @@ class Settings:
                                      "already set)")
     index_threads: int = setting(0, "the same for `strategy-bot index`, which only embeds (`0`: every core)")
     top_k: int = setting(5, "passages retrieved and cited per answer (1-20)")
-    answer_sentences: int = setting(4, "sentences in an extractive answer when it is not a list (3 to 4 raised "
-                                       "key-point recall 0.686 to 0.721 on ours, 0.508 to 0.542 on the second blind set)")
+    answer_sentences: int = setting(4, "sentences in an extractive answer when it is not a list (3 to 4 "
+                                       "raised key-point recall 0.686 to 0.721 on ours, 0.508 to 0.542 on the "
+                                       "second blind set)")
     abstain_margin: float | None = setting(None, "decline when the documents beat the background set by less than "
                                            "this", kind=float, tuned="same_language_margin")
     abstain_margin_cross_lingual: float | None = setting(None, "the same, for a question not in the documents' "
