@@ -28,6 +28,7 @@ from fake_openai import FakeOpenAI, Reply
 from retrieval.citation_check import check_citations
 from retrieval.llm import PROVIDERS, LLMUnavailable, chat_model
 from retrieval.service import KnowledgeBase
+from retrieval.support import split_sentences
 from retrieval.synthesis import Synthesiser, load_prompts
 from strategy_bot.settings import Settings, SettingsError
 
@@ -502,6 +503,81 @@ def test_citation_markers_are_checked_against_the_passages(text, passages, expec
     assert (checked.text, checked.cited) == (expected, cited)
 
 
+@pytest.mark.parametrize("text, sentences", [
+    ("A claim [1]. Another [2].", [("A claim.", (1,)), ("Another.", (2,))]),
+    ("It is cheap. [1] It is open [2][3].", [("It is cheap.", (1,)), ("It is open.", (2, 3))]),
+    ("Version 2.0 is out [1].", [("Version 2.0 is out.", (1,))]),
+    ("甲很便宜[1]。乙也是[2]。", [("甲很便宜。", (1,)), ("乙也是。", (2,))]),
+    # numbering in sequence at line starts is not a citation; a lone leading marker is one
+    ("[1] First point.\n[2] Second point.\n[3] Third.", [("First point.", ()), ("Second point.", ()),
+                                                        ("Third.", ())]),
+    ("[1] BERT uses the Apache License 2.0.", [("BERT uses the Apache License 2.0.", (1,))]),
+    ("[1] [2] One.\n\n[1] [2] Two.", [("One.", (1, 2)), ("Two.", (1, 2))]),
+    ("- Item one [1].\n- Item two [2].", [("Item one.", (1,)), ("Item two.", (2,))]),
+])
+def test_a_reply_is_split_into_sentences_with_their_citations(text, sentences):
+    assert [(s.text, s.cited) for s in split_sentences(text)] == sentences
+
+
+def test_ask_json_says_what_became_of_the_llm_answer(built_data_dir, fake_llm):
+    from cli_helpers import run_cli
+
+    fake_llm.reply(f"{COSTLY} [1]. {INVENTED} [1]. {SHARED} [2].")
+    run = run_cli("ask", "--json", EN_Q, cwd=built_data_dir.parent, data_dir=built_data_dir,
+                  llm_provider="openai", llm_model="fake-model", llm_api_key=KEY, llm_base_url=fake_llm.url)
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = json.loads(run.stdout)
+    assert data["generated_by"] == "openai:fake-model" and data["answer"] == f"{COSTLY} [1]. {SHARED} [2]."
+    assert data["llm"] == {"used": True, "reason": "dropped 1 unsupported", "dropped_sentences": 1}
+    assert [c["n"] for c in data["citations"]] == [1, 2]
+    assert run.stderr.count("LLM answer trimmed") == 1 and KEY not in run.stderr
+
+    fake_llm.reply("[2]")
+    data = json.loads(run_cli("ask", "--json", EN_Q, cwd=built_data_dir.parent, data_dir=built_data_dir,
+                              llm_provider="openai", llm_model="fake-model", llm_api_key=KEY,
+                              llm_base_url=fake_llm.url).stdout)
+    assert data["generated_by"] == "extractive"
+    assert data["llm"] == {"used": False, "reason": "the answer is only citation markers", "dropped_sentences": 0}
+
+
+def test_the_console_chat_sends_the_earlier_turns(llm_kb, fake_llm, monkeypatch, capsys):
+    import io
+
+    from bot.console import run_chat
+
+    fake_llm.reply(f"{COSTLY} [1].", f"{SHARED} [1].")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{EN_Q}\nand how can we reduce them?\n"))
+    run_chat(llm_kb)
+    first, second = fake_llm.requests
+    assert sections(first.message("user"))["conversation"].strip() == load_prompts()["no_conversation"]
+    conversation = sections(second.message("user"))["conversation"]
+    assert f"Question: {EN_Q}" in conversation and f"Answer: {COSTLY}" in conversation
+
+
+def test_eval_counts_what_became_of_the_llm_answers(llm_kb, fake_llm):
+    from retrieval.evaluation import EvalItem, evaluate
+
+    replies = {EN_Q: f"{COSTLY} [1]. {SHARED} [2].", BERT_Q: "[1] BERT uses the Apache License 2.0.",
+               WAV2VEC_Q: "The passages don't say how many parameters wav2vec 2.0 Large has."}
+    fake_llm.respond(lambda request: replies[sections(request.message("user"))["question"].strip()])
+    items = [EvalItem(str(i), q, "en", ("开源",), False) for i, q in enumerate(replies)]
+    report = evaluate(llm_kb, items).to_dict()
+    assert report["llm"] == {"asked": 3, "served": 2, "trimmed": 0, "declined": 1, "dropped_sentences": 1,
+                             "fallbacks": {"no sentence is supported by a passage it cites": 1}}
+
+
+def test_eval_llm_needs_a_provider(tmp_path):
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"id": "1", "q": EN_Q, "lang": "en", "gold": ["开源"]}) + "\n")
+    result = CliRunner().invoke(cli, ["eval", "--llm", str(questions)],
+                                env={"LLM_PROVIDER": "none", "DATA_DIR": str(tmp_path / "data")})
+    assert result.exit_code == 2 and "eval --llm needs LLM_PROVIDER" in result.output
+
+
 # --------------------------------------------------------------------------- Slack, over the wire
 
 
@@ -526,9 +602,8 @@ def test_slack_shows_the_answer_as_it_is_written_and_follow_ups_carry_the_thread
         running_bot,
     )
 
-    written = ("Open-sourcing moves the cost from licences to deployment and operations [1]. "
-               "Closed models keep the intellectual property in-house [2]. An invented source [9].")
-    fake_llm.reply(Reply(written, chunk_chars=10, chunk_delay_s=0.2))  # about three seconds of writing
+    written = f"{COSTLY} [1]. {INVENTED} [1]. {SHARED} [2]. An invented source [9]."
+    fake_llm.reply(Reply(written, chunk_chars=10, chunk_delay_s=0.1))  # about three seconds of writing
     with FakeSlackAPI() as slack:
         settings = bot_settings(tmp_path, slack, llm_provider="openai", llm_model="fake-model", llm_api_key=KEY,
                                 llm_base_url=fake_llm.url, llm_max_retries=0)
@@ -541,11 +616,10 @@ def test_slack_shows_the_answer_as_it_is_written_and_follow_ups_carry_the_thread
             *drafts, last = slack.calls("chat.update")
             assert last is final and drafts, "the placeholder showed the answer while it was written"
             assert len({c.body["ts"] for c in slack.calls("chat.update")}) == 1  # one message, updated in place
-            for draft in drafts:
+            for draft in drafts:  # only checked sentences are ever shown
                 assert _answer_text(draft).endswith("…") and "[9]" not in _answer_text(draft)
-            assert _answer_text(final) == ("Open-sourcing moves the cost from licences to deployment and "
-                                           "operations [1]. Closed models keep the intellectual property "
-                                           "in-house [2]. An invented source.")
+                assert INVENTED not in _answer_text(draft)
+            assert _answer_text(final) == f"{COSTLY} [1]. {SHARED} [2]."
             assert fake_llm.requests[0].body["stream"] is True
 
             fake_llm.reply("Costs shift from licences to operations [1].")
@@ -553,5 +627,5 @@ def test_slack_shows_the_answer_as_it_is_written_and_follow_ups_carry_the_thread
             slack.wait_for("chat.update", count=2, where=_is_final, timeout=120)
             conversation = sections(fake_llm.requests[0].message("user"))["conversation"]
             assert f"Question: {EN_Q}" in conversation
-            assert "Answer: Open-sourcing moves the cost from licences" in conversation
+            assert f"Answer: {COSTLY}" in conversation
             slack.settle()
