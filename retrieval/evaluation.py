@@ -159,7 +159,9 @@ def covered_points(points: Sequence[Sequence[str]], shown: str) -> list[bool]:
 
 
 def _score_answer(report: EvalReport, item: EvalItem, answer: Answer) -> None:
-    shown = "\n".join([answer.answer, *(quote.source for quote in answer.quotes)])
+    # an LLM sentence counts with the document sentence found to support it, as a translated quote with its original
+    grounds = (getattr(answer, "llm", None) or {}).get("grounds", [])
+    shown = "\n".join([answer.answer, *(quote.source for quote in answer.quotes), *grounds])
     report.answer_chars.append(len(answer.answer))
     if item.lang == "en" or language_of(item.question) == "en":
         report.english_answered += 1

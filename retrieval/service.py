@@ -453,11 +453,13 @@ class KnowledgeBase:
                 continue
             rows = index.sentences_of(position)
             views = [index.sentence_view_of[r] for r in rows if r in index.sentence_view_of]
-            texts = [index.sentences[r]["text"] for r in rows] + \
-                [(index.sentence_views or [])[j]["text"] for j in views]
+            sentence_views = index.sentence_views or []
+            texts = [index.sentences[r]["text"] for r in rows] + [sentence_views[j]["text"] for j in views]
+            originals = [index.sentences[r]["text"] for r in rows] + \
+                [index.sentences[sentence_views[j]["sentence"]]["text"] for j in views]
             vectors = np.vstack([index.sentence_vectors[rows], index.sentence_view_vectors[views]]) \
                 if rows else np.zeros((0, self.embeddings.dimension), np.float32)
-            found.append(evidence_of(citation.n, texts, vectors))
+            found.append(evidence_of(citation.n, texts, vectors, originals))
         return found
 
     def _without_llm(self, answer: Answer) -> Answer:

@@ -83,6 +83,10 @@ class Evidence:
     n: int  # its citation number in the prompt
     texts: tuple[str, ...]
     vectors: np.ndarray  # one normalised row per text (float64)
+    originals: tuple[str, ...] = ()  # the document sentence each text is or renders (default: the text)
+
+    def original(self, i: int) -> str:
+        return self.originals[i] if self.originals else self.texts[i]
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Verdict:
     passages: tuple[int, ...] = ()  # the cited passages that support it, in the order cited
     reason: str = ""  # why it was dropped: uncited, unsupported, miscited, figure
     support: float = 0.0
+    grounds: str = ""  # the document sentence that supports it best, as written (a kept claim)
 
 
 def split_sentences(text: str) -> list[Sentence]:
@@ -198,7 +203,9 @@ class SupportChecker:
             return Verdict(sentence, CLAIM, False, reason="miscited", support=best_cited)
         if _unsupported_figure(sentence.text, [by_n[n] for n in supporting]):
             return Verdict(sentence, CLAIM, False, reason="figure", support=best_cited)
-        return Verdict(sentence, CLAIM, True, passages=supporting, support=best_cited)
+        evidence = max((by_n[n] for n in supporting), key=lambda e: _best(e, vector))
+        grounds = evidence.original(int(np.argmax(evidence.vectors @ np.asarray(vector, dtype=np.float64))))
+        return Verdict(sentence, CLAIM, True, passages=supporting, support=best_cited, grounds=grounds)
 
 
     def _copies_other(self, sentence: Sentence, cited: list[int], by_n: dict[int, Evidence]) -> bool:
@@ -233,8 +240,8 @@ def _unsupported_figure(text: str, evidence: Sequence[Evidence]) -> bool:
     return any(figure.replace(",", "") not in haystack for figure in FIGURE.findall(text))
 
 
-def evidence_of(n: int, texts: Sequence[str], vectors: np.ndarray) -> Evidence:
-    return Evidence(n=n, texts=tuple(texts), vectors=as_float64(vectors))
+def evidence_of(n: int, texts: Sequence[str], vectors: np.ndarray, originals: Sequence[str] = ()) -> Evidence:
+    return Evidence(n=n, texts=tuple(texts), vectors=as_float64(vectors), originals=tuple(originals))
 
 
 def joined(previous: str, shown: str, new_line: bool) -> str:

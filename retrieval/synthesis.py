@@ -74,9 +74,13 @@ class LLMAnswer(Answer):
     llm: dict = field(default_factory=dict)
 
 
-def with_llm(base: Answer, used: bool, reason: str = "", dropped: int = 0, **changes) -> LLMAnswer:
+def with_llm(base: Answer, used: bool, reason: str = "", dropped: int = 0, grounds: Sequence[str] = (),
+             **changes) -> LLMAnswer:
+    """`base` with what became of the LLM answer; `grounds`: the document sentence that best supports
+    each sentence served, as written (what the eval's key points are matched in, as a quote's original)."""
     values = {f.name: getattr(base, f.name) for f in fields(Answer)}
-    return LLMAnswer(**{**values, **changes}, llm={"used": used, "reason": reason, "dropped_sentences": dropped})
+    llm = {"used": used, "reason": reason, "dropped_sentences": dropped, **({"grounds": list(grounds)} if used else {})}
+    return LLMAnswer(**{**values, **changes}, llm=llm)
 
 
 @lru_cache(maxsize=4)
@@ -156,6 +160,7 @@ class _Written:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> sentences
     pending: Sentence | None = None  # a lead-in, shown once a claim after it is
     last_line: int = -1
+    grounds: list[str] = field(default_factory=list)  # the supporting document sentence of each claim kept
 
     def add(self, verdict: Verdict) -> None:
         if verdict.kind == EMPTY:
@@ -172,6 +177,8 @@ class _Written:
         self.pending = None
         self.kept += verdict.kind == CLAIM
         self.declines += verdict.kind == DECLINE
+        if verdict.grounds:
+            self.grounds.append(verdict.grounds)
         for n in verdict.passages:
             self.number.setdefault(n, len(self.number) + 1)
         self._show(verdict.sentence, rewrite_markers(verdict.sentence.raw, verdict.passages, self.number))
@@ -323,7 +330,8 @@ class Synthesiser:
         by_n = {c.n: c for c in extractive.citations}
         citations = [replace(by_n[old], n=written.number[old]) for old in order]
         # the model's own sentences quote nothing verbatim: no `quotes`
-        return with_llm(extractive, True, "; ".join(notes), written.dropped_count, answer=written.text,
+        return with_llm(extractive, True, "; ".join(notes), written.dropped_count, written.grounds,
+                        answer=written.text,
                         generated_by=self.label, quotes=[], citations=citations,
                         coverage="partial" if written.declines else "answered",
                         timings_ms=_timed(extractive, started))

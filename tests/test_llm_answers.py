@@ -118,7 +118,10 @@ def test_a_faithful_cited_answer_is_served_unchanged(llm_kb, extractive, fake_ll
     answer = llm_kb.ask(EN_Q)
     assert answer.answer == written
     assert answer.generated_by == "openai:fake-model" and answer.coverage == "answered"
+    grounds = answer.llm.pop("grounds")
     assert answer.llm == {"used": True, "reason": "", "dropped_sentences": 0}
+    # each sentence with the document sentence that supports it, as written (the eval matches key points there)
+    assert [g in c.text.replace("**", "") for g, c in zip(grounds, extractive.citations)] == [True, True]
     assert answer.citations == extractive.citations[:2] and not answer.abstained  # only the sources it cites
     assert extractive.quotes and answer.quotes == []  # the model's sentences are not quotes of the documents
     assert answer.timings_ms["generate"] > 0
@@ -197,7 +200,8 @@ def test_an_unsupported_sentence_is_dropped_and_the_rest_served(llm_kb, extracti
         answer = llm_kb.ask(EN_Q)
     assert answer.answer == f"{COSTLY} [1]. {SHARED} [2]."
     assert answer.generated_by == "openai:fake-model"
-    assert answer.llm == {"used": True, "reason": "dropped 1 unsupported", "dropped_sentences": 1}
+    assert {k: answer.llm[k] for k in ("used", "reason", "dropped_sentences")} == {
+        "used": True, "reason": "dropped 1 unsupported", "dropped_sentences": 1}
     [warning] = fallback_warnings(caplog)
     assert "trimmed" in warning and "1 unsupported" in warning
 
@@ -528,6 +532,7 @@ def test_ask_json_says_what_became_of_the_llm_answer(built_data_dir, fake_llm):
     assert run.returncode == 0, run.stderr[-2000:]
     data = json.loads(run.stdout)
     assert data["generated_by"] == "openai:fake-model" and data["answer"] == f"{COSTLY} [1]. {SHARED} [2]."
+    assert data["llm"]["used"] is True and len(data["llm"].pop("grounds")) == 2
     assert data["llm"] == {"used": True, "reason": "dropped 1 unsupported", "dropped_sentences": 1}
     assert [c["n"] for c in data["citations"]] == [1, 2]
     assert run.stderr.count("LLM answer trimmed") == 1 and KEY not in run.stderr
