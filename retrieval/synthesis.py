@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
+import numpy as np
 import yaml
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
@@ -36,6 +37,7 @@ from retrieval.support import (
     DECLINE,
     EMPTY,
     LEAD_IN,
+    Evidence,
     Sentence,
     SupportChecker,
     Verdict,
@@ -299,7 +301,9 @@ class Synthesiser:
             stream.close()  # type: ignore[attr-defined]  - ends the HTTP request early when abandoned
 
     def _finish(self, extractive: Answer, text: str, started: float, cut: str, checker: SupportChecker,
-                evidence) -> Answer:
+                evidence: Sequence[Evidence]) -> Answer:
+        """The whole reply judged again (numbering is only certain once every line is in), then served
+        whole, trimmed or as a decline, or the extractive answer when too little of it holds."""
         ended, cut = cut == "end", "" if cut == "end" else cut
         written = _Written()
         for verdict in checker.judge(complete(split_sentences(text), ended), evidence):
@@ -356,13 +360,11 @@ class Synthesiser:
         return text.replace(key, "***") if key else text
 
 
-def _cached(embed):
+def _cached(embed: Callable[[list[str]], np.ndarray]) -> Callable[[list[str]], np.ndarray]:
     """`embed` remembering its vectors for one answer: the final check re-judges what drafts judged."""
-    seen: dict[str, object] = {}
+    seen: dict[str, np.ndarray] = {}
 
-    def cached(texts: list[str]):
-        import numpy as np
-
+    def cached(texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in seen]
         if missing:
             seen.update(zip(missing, embed(missing)))
