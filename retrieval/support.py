@@ -36,6 +36,7 @@ CLAIM, DECLINE, LEAD_IN, EMPTY = "claim", "decline", "lead_in", "empty"
 ONE_MARKER = r"[ \t]*[\[【]\s*\d+(?:\s*[,，、;；\-–]\s*\d+)*\s*[\]】]"
 SENTENCE_END = re.compile(rf"(?:[。！？!?]+|\.(?=\s|$|[\[【]))(?:{ONE_MARKER})*")
 LEADING_MARKERS = re.compile(rf"^(?:{ONE_MARKER})+[ \t]*")
+ABBREVIATION = re.compile(r"\b(?:vs|e\.g|i\.e|etc|cf|approx|incl|no|Mr|Ms|Dr)\.$", re.IGNORECASE)  # no end
 BULLET = re.compile(r"^\s*(?:[-*+•]\s+|\d+[.)、]\s+)")
 FIGURE = re.compile(r"\d+(?:[.,]\d+)+|\d{2,}")
 TOKEN = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]")
@@ -113,7 +114,8 @@ def split_sentences(text: str) -> list[Sentence]:
         if numbering:
             body = LEADING_MARKERS.sub("", body, count=1)
         start = 0
-        for end in [m.end() for m in SENTENCE_END.finditer(body)] + [len(body)]:
+        ends = [m.end() for m in SENTENCE_END.finditer(body) if not ABBREVIATION.search(body, 0, m.end())]
+        for end in ends + [len(body)]:
             raw = body[start:end].strip()
             start = max(start, end)
             if raw:

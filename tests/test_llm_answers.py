@@ -511,6 +511,7 @@ def test_citation_markers_are_checked_against_the_passages(text, passages, expec
     ("A claim [1]. Another [2].", [("A claim.", (1,)), ("Another.", (2,))]),
     ("It is cheap. [1] It is open [2][3].", [("It is cheap.", (1,)), ("It is open.", (2, 3))]),
     ("Version 2.0 is out [1].", [("Version 2.0 is out.", (1,))]),
+    ("Open vs. closed, e.g. for BERT [1].", [("Open vs. closed, e.g. for BERT.", (1,))]),
     ("甲很便宜[1]。乙也是[2]。", [("甲很便宜。", (1,)), ("乙也是。", (2,))]),
     # numbering in sequence at line starts is not a citation; a lone leading marker is one
     ("[1] First point.\n[2] Second point.\n[3] Third.", [("First point.", ()), ("Second point.", ()),
