@@ -139,9 +139,14 @@ def read_stdin_leniently() -> None:
         stdin.reconfigure(errors="surrogateescape")
 
 
+NO_LLM = {"used": False, "reason": "LLM_PROVIDER=none", "dropped_sentences": 0}
+
+
 def _print_answer(answer, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        data = answer.to_dict()
+        data.setdefault("llm", NO_LLM)  # what became of an LLM answer (retrieval/synthesis.py): none was asked for
+        click.echo(json.dumps(data, ensure_ascii=False))
     else:
         from bot.console import print_answer
 
@@ -154,12 +159,23 @@ def _print_answer(answer, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--set", "changes", multiple=True, metavar="NAME=VALUE",
               help="Use another value of a tuned number of prompts/ranking.yaml (repeatable), e.g. lexical_weight=0.4.")
-def eval_command(path: Path, mode: str, as_json: bool, changes: tuple[str, ...]) -> None:
+@click.option("--llm", "with_llm", is_flag=True,
+              help="Answer through LLM_PROVIDER (checked as the bot checks it); without it, extractive answers.")
+def eval_command(path: Path, mode: str, as_json: bool, changes: tuple[str, ...], with_llm: bool) -> None:
     """Recall@5, MRR, declining, key-point recall, answer language and length for a question set (JSONL)."""
     from retrieval.evaluation import EvalFileError, evaluate, load_items
+    from retrieval.llm import LLMUnavailable
 
     settings = load_settings()
+    if with_llm and settings.llm_provider == "none":
+        raise BadInput("eval --llm needs LLM_PROVIDER (openai, anthropic or ollama) and its settings")
+    if not with_llm:
+        settings = settings.with_(llm_provider="none")  # the extractive baseline, whatever .env says
     kb = knowledge_base(settings, _tuning_with(settings, changes))
+    try:
+        kb.check_llm()
+    except LLMUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         items = load_items(path)
     except EvalFileError as exc:
@@ -185,6 +201,11 @@ def eval_command(path: Path, mode: str, as_json: bool, changes: tuple[str, ...])
     if report.answer_chars:
         click.echo(f"answer length (characters): median {report.to_dict()['answer_chars_median']}, "
                    f"max {max(report.answer_chars)}")
+    if report.llm_asked:
+        click.echo(f"LLM answers: {report.llm_served}/{report.llm_asked} served ({report.llm_trimmed} trimmed, "
+                   f"{report.llm_declined} as declines), {report.llm_dropped_sentences} sentences dropped")
+        for why, count in sorted(report.llm_fallbacks.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  extractive instead ({count}): {why}")
     for label, ids in (("missed", report.misses), ("wrongly declined", report.wrongly_declined),
                        ("partial", report.partial),
                        ("wrongly answered", report.wrongly_answered)):

@@ -102,7 +102,8 @@ def run_chat(kb) -> None:
                       "(Ctrl-D or 'quit' to leave).")
     with console.status("Loading the knowledge base…") if interactive else _nothing():
         kb.ensure_index()
-    history: list[str] = []
+    history: list[str] = []  # the earlier questions: they steer the search of a follow-up
+    transcript: list[tuple[str, str]] = []  # earlier answered turns: what an LLM answer reads, as in Slack
     while True:
         try:
             question = console.input("[bold green]?[/bold green] ") if interactive else sys.stdin.readline()
@@ -116,13 +117,15 @@ def run_chat(kb) -> None:
         if not question:
             continue
         try:
-            answer = kb.ask(question, history=history)
+            answer = kb.ask(question, history=history, transcript=transcript[-kb.settings.llm_history_turns:])
         except QuestionError as exc:  # too long, not UTF-8...: say why and read the next question
             err_console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
             continue
         print_answer(answer)
         console.print()
         history = (history + [question])[-3:]
+        if not answer.abstained:
+            transcript.append((question, answer.answer))
 
 
 @contextmanager

@@ -25,7 +25,8 @@ class Checked:
     removed: tuple[str, ...]  # the markers (or parts) that named no given passage
 
 
-def _numbers(body: str) -> list[int]:
+def marker_numbers(body: str) -> list[int]:
+    """The passage numbers a marker's body names: "1, 3" -> [1, 3], "2-4" -> [2, 3, 4]."""
     numbers: list[int] = []
     for part in SEPARATOR.split(body):
         span = RANGE.fullmatch(part)
@@ -43,7 +44,7 @@ def check_citations(text: str, passages: int) -> Checked:
     removed: list[str] = []
 
     def rewrite(match: re.Match[str]) -> str:
-        numbers = _numbers(match.group("body"))
+        numbers = marker_numbers(match.group("body"))
         valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= passages]
         if len(valid) < len(numbers):
             removed.append(match.group(0).strip())

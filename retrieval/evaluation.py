@@ -9,7 +9,10 @@ A retrieval hit is not an answer, so the reader's side is measured too. A questi
 substrings of the documents; a point is covered when one alternative appears in what the
 answer shows or in the original of a sentence it shows in translation.
 Also reported: the share of English questions answered in English, and answer length.
-A question with `follows: <id>` is asked as a follow-up of that question (its thread history).
+A question with `follows: <id>` is asked as a follow-up of that question (its thread history,
+and its answer as the transcript an LLM answer reads). With an LLM (`eval --llm`), also how
+many of its answers were served whole, trimmed, as declines, or replaced by the extractive
+one and why: the same figures then measure the model a team runs against the extractive answers.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from retrieval.answer import Answer
 from retrieval.service import KnowledgeBase
 
 MARKUP = re.compile(r"\*\*|__|\s+")
+NOT_ASKED = ("the documents don't cover the question", "no passage to give the model")  # see KnowledgeBase.ask
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,12 @@ class EvalReport:
     points_by_question: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (covered, total)
     partial: list[str] = field(default_factory=list)  # answerable questions answered as "partial"
     unanswerable_partial: int = 0  # unanswerable questions answered as "partial" (said what is missing)
+    llm_asked: int = 0  # questions the LLM was asked (LLM_PROVIDER set, `strategy-bot eval --llm`)
+    llm_served: int = 0  # its answer served (whole, trimmed or its decline)
+    llm_trimmed: int = 0  # served with sentences dropped or cut
+    llm_declined: int = 0  # served as the model's own decline
+    llm_dropped_sentences: int = 0
+    llm_fallbacks: dict[str, int] = field(default_factory=dict)  # why the extractive answer was served instead
 
     @property
     def keypoint_recall(self) -> float:
@@ -88,7 +98,25 @@ class EvalReport:
             "answer_chars_median": int(statistics.median(self.answer_chars)) if self.answer_chars else 0,
             "answer_chars_max": max(self.answer_chars, default=0), "incomplete": self.incomplete,
             "answerable_partial": self.partial, "unanswerable_partial": self.unanswerable_partial,
+            **({"llm": {"asked": self.llm_asked, "served": self.llm_served, "trimmed": self.llm_trimmed,
+                        "declined": self.llm_declined, "dropped_sentences": self.llm_dropped_sentences,
+                        "fallbacks": self.llm_fallbacks}} if self.llm_asked else {}),
         }
+
+    def count_llm(self, answer: Answer) -> None:
+        """What became of the LLM's answer to one question (`Answer.llm`, retrieval/synthesis.py)."""
+        llm = getattr(answer, "llm", None)
+        if not llm or not (llm["used"] or llm["reason"] not in NOT_ASKED):
+            return
+        self.llm_asked += 1
+        self.llm_dropped_sentences += llm["dropped_sentences"]
+        if not llm["used"]:
+            why = re.split(r"[(:;]", llm["reason"])[0].strip()
+            self.llm_fallbacks[why] = self.llm_fallbacks.get(why, 0) + 1
+            return
+        self.llm_served += 1
+        self.llm_declined += answer.coverage == "declined"
+        self.llm_trimmed += bool(llm["dropped_sentences"]) or "cut at" in llm["reason"]
 
 
 class EvalFileError(ValueError):
@@ -132,7 +160,9 @@ def covered_points(points: Sequence[Sequence[str]], shown: str) -> list[bool]:
 
 
 def _score_answer(report: EvalReport, item: EvalItem, answer: Answer) -> None:
-    shown = "\n".join([answer.answer, *(quote.source for quote in answer.quotes)])
+    # an LLM sentence counts with the document sentence found to support it, as a translated quote with its original
+    grounds = (getattr(answer, "llm", None) or {}).get("grounds", [])
+    shown = "\n".join([answer.answer, *(quote.source for quote in answer.quotes), *grounds])
     report.answer_chars.append(len(answer.answer))
     if item.lang == "en" or language_of(item.question) == "en":
         report.english_answered += 1
@@ -151,11 +181,16 @@ def _score_answer(report: EvalReport, item: EvalItem, answer: Answer) -> None:
 def evaluate(kb: KnowledgeBase, items: list[EvalItem], mode: str = "hybrid", with_answers: bool = True) -> EvalReport:
     report = EvalReport()
     questions = {item.id: item.question for item in items}
+    answered: dict[str, str] = {}  # id -> the answer shown, for a follow-up's transcript (what an LLM reads)
     for item in items:
         history = [questions[item.follows]] if item.follows in questions else []
+        transcript = [(questions[item.follows], answered[item.follows])] if item.follows in answered else []
         answer: Answer | None = None
         if with_answers:
-            answer = kb.ask(item.question, history=history, mode=mode)
+            answer = kb.ask(item.question, history=history, mode=mode, transcript=transcript)
+            report.count_llm(answer)
+            if not answer.abstained:
+                answered[item.id] = answer.answer
             # retrieval is scored in search order; the answer numbers its sources in order of use
             passages = [(c.section, c.text) for c in sorted(answer.citations, key=lambda c: c.rank or c.n)]
             declined = answer.abstained

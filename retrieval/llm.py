@@ -35,9 +35,15 @@ def _openai_kwargs(settings: Settings, model: str) -> dict[str, Any]:
     if not api_key:
         raise LLMUnavailable("LLM_PROVIDER=openai needs LLM_API_KEY (or OPENAI_API_KEY), "
                              "or LLM_BASE_URL / OPENAI_BASE_URL for a local OpenAI-compatible server")
-    return {"model": model, "api_key": api_key, "base_url": settings.llm_base_url or None,
-            "temperature": settings.llm_temperature, "timeout": settings.llm_timeout_s,
-            "max_retries": settings.llm_max_retries, "max_tokens": settings.llm_max_tokens}
+    kwargs = {"model": model, "api_key": api_key, "base_url": settings.llm_base_url or None,
+              "temperature": settings.llm_temperature, "timeout": settings.llm_timeout_s,
+              "max_retries": settings.llm_max_retries, "max_tokens": settings.llm_max_tokens}
+    if settings.llm_base_url:
+        # langchain-openai sends the cap as `max_completion_tokens` only; llama.cpp, vLLM and other
+        # compatible servers read `max_tokens` (measured: llama.cpp ignored the cap and wrote 2,243
+        # tokens). OpenAI itself gets `max_completion_tokens` alone: reasoning models refuse `max_tokens`.
+        kwargs["extra_body"] = {"max_tokens": settings.llm_max_tokens}
+    return kwargs
 
 
 def _anthropic_kwargs(settings: Settings, model: str) -> dict[str, Any]:

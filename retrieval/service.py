@@ -48,6 +48,8 @@ from strategy_bot.settings import PROMPTS_DIR, Settings
 from strategy_bot.tuning import Tuning, load_tuning
 
 if TYPE_CHECKING:
+    from retrieval.answer import Citation
+    from retrieval.support import Evidence, SupportChecker
     from retrieval.synthesis import Draft, Synthesiser
 
 log = logging.getLogger(__name__)
@@ -399,7 +401,7 @@ class KnowledgeBase:
         """
         answer = self._extractive(question, history, mode, transcript)
         if not self._wants_llm(answer):
-            return answer
+            return self._without_llm(answer)
         return self.synthesiser().answer(answer, transcript)
 
     def stream_answer(self, question: str, history: Sequence[str] = (), mode: str = "hybrid", *,
@@ -413,6 +415,7 @@ class KnowledgeBase:
 
         answer = self._extractive(question, history, mode, transcript)
         if not self._wants_llm(answer):
+            answer = self._without_llm(answer)
             yield Draft(answer.answer, answer)
             return
         yield from self.synthesiser().stream(answer, transcript)
@@ -423,8 +426,51 @@ class KnowledgeBase:
             if self._synthesiser is None:
                 from retrieval.synthesis import Synthesiser
 
-                self._synthesiser = Synthesiser(self.settings)
+                self._synthesiser = Synthesiser(self.settings, self.support_checker())
             return self._synthesiser
+
+    def support_checker(self) -> "SupportChecker":
+        """What checks an LLM answer's sentences: this base's embedder and its index's sentence vectors."""
+        from retrieval.support import SupportChecker, SupportPolicy
+        from retrieval.synthesis import load_prompts
+
+        return SupportChecker(SupportPolicy.from_prompts(load_prompts()), self.embeddings.embed_queries,
+                              self.passage_evidence)
+
+    def passage_evidence(self, citations: "Sequence[Citation]") -> "list[Evidence]":
+        """Each cited passage's sentences and their reviewed renderings, with the vectors the index
+        stored for them (no embedding); a passage a re-index has since replaced is embedded afresh."""
+        from knowledge.sentences import split_sentences
+        from retrieval.support import evidence_of
+
+        index = self.ensure_index()
+        positions = {chunk.chunk_id: i for i, chunk in enumerate(index.chunks)}
+        found = []
+        for citation in citations:
+            position = positions.get(citation.chunk_id)
+            if position is None:
+                texts = split_sentences(citation.text) or [citation.text]
+                found.append(evidence_of(citation.n, texts, self.embeddings.embed_passages(texts)))
+                continue
+            rows = index.sentences_of(position)
+            views = [index.sentence_view_of[r] for r in rows if r in index.sentence_view_of]
+            sentence_views = index.sentence_views or []
+            texts = [index.sentences[r]["text"] for r in rows] + [sentence_views[j]["text"] for j in views]
+            originals = [index.sentences[r]["text"] for r in rows] + \
+                [index.sentences[sentence_views[j]["sentence"]]["text"] for j in views]
+            vectors = np.vstack([index.sentence_vectors[rows], index.sentence_view_vectors[views]]) \
+                if rows else np.zeros((0, self.embeddings.dimension), np.float32)
+            found.append(evidence_of(citation.n, texts, vectors, originals))
+        return found
+
+    def _without_llm(self, answer: Answer) -> Answer:
+        """With LLM_PROVIDER set, an answer the model was not asked for says why (`llm`)."""
+        if self.settings.llm_provider == "none":
+            return answer
+        from retrieval.synthesis import with_llm
+
+        why = "the documents don't cover the question" if answer.abstained else "no passage to give the model"
+        return with_llm(answer, False, why)
 
     def check_llm(self) -> None:
         """Fail early (at start-up) when LLM_PROVIDER is set but cannot be used."""

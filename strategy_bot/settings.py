@@ -166,9 +166,11 @@ class Settings:
     llm_base_url: str = setting("", "API base URL: a proxy, a compatible server, the Ollama host "
                                 "(`OPENAI_BASE_URL` / `OLLAMA_HOST` are read too)", section="llm")
     llm_temperature: float = setting(0.0, "sampling temperature", section="llm")
-    llm_timeout_s: float = setting(30.0, "per-request timeout; past it the extractive answer is used", section="llm")
+    llm_timeout_s: float = setting(30.0, "the longest wait for an LLM answer, in all; past it the answer is cut "
+                                   "(or the extractive one is used)", section="llm")
     llm_max_tokens: int = setting(1024, "longest answer the model may write", section="llm")
-    llm_max_retries: int = setting(1, "retries of a failed call (each waits up to `LLM_TIMEOUT_S`)", section="llm")
+    llm_max_retries: int = setting(0, "retries of a failed call, within `LLM_TIMEOUT_S` (a retry after a "
+                                   "timeout starts a second generation on the server)", section="llm")
     llm_history_turns: int = setting(3, "earlier question/answer pairs of a thread sent with a follow-up",
                                      section="llm")
     llm_history_chars: int = setting(4000, "and at most this many characters of them", section="llm")
