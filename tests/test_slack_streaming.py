@@ -192,13 +192,14 @@ def fake_llm() -> Iterator[FakeOpenAI]:
     server.stop()
 
 
-def test_an_llm_answer_is_streamed_as_it_is_written(tmp_path, built_data_dir, e5, fake_llm):
+def test_an_llm_answer_is_streamed_as_it_is_written(tmp_path, built_data_dir, e5, kb, fake_llm):
     llm = dict(llm_provider="openai", llm_model="fake-model", llm_api_key="sk-test", llm_base_url=fake_llm.url,
                llm_max_retries=0, llm_timeout_s=10.0)
     llm_kb = KnowledgeBase(Settings(data_dir=built_data_dir, **llm), e5)
     llm_kb.ensure_index()
-    written = ("Open-sourcing moves the cost from licences to deployment and operations [1]. "
-               "Closed models keep the intellectual property in-house [2]. ") * 4
+    # sentences the passages say (their reviewed renderings, cited right), so the support check keeps them
+    quotes = kb.ask(QUESTION).quotes
+    written = " ".join(f"{q.text.rstrip('.。')} [{q.n}]." for q in quotes[:3])
     fake_llm.reply(Reply(written, chunk_chars=20, chunk_delay_s=0.05))
     with FakeSlackAPI() as slack:
         settings = bot_settings(tmp_path / "data", slack, slack_streaming=True, **llm)
