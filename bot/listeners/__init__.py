@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # Feature modules, in registration order.
 # "uploads" comes before "answers": it takes DM messages that carry files, which are never questions.
-MODULES: list[str] = ["uploads", "answers", "feedback", "strategy_check", "reindex"]
+MODULES: list[str] = ["uploads", "answers", "feedback", "strategy_check", "reindex", "home"]
 
 
 def register_all(app: App, services, extra: Iterable[Callable[[App, object], None]] = ()) -> None:
