@@ -30,7 +30,8 @@ RATE_LIMIT_RETRIES = 3  # each waits Slack's Retry-After (plus up to 1 s of jitt
 SERVER_ERROR_RETRIES = 2  # after 0.5 s, then 1 s (slack_sdk's backoff)
 # Calls that may have taken effect although Slack answered 5xx or the connection dropped: never repeated
 # blind. The answer's chat.postMessage is repeated by the resumer after reading the thread back.
-NOT_BLINDLY_REPEATED = ("/chat.postMessage",)
+# A canvas call that failed that way may have created the canvas: the clicker is told, and can click again.
+NOT_BLINDLY_REPEATED = ("/chat.postMessage", "/canvases.create", "/conversations.canvases.create")
 Register = Callable[[App, Services], None]
 
 

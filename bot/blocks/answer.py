@@ -133,7 +133,8 @@ def feedback_actions(answer_id: int) -> dict:
 
     def button(vote: str) -> FeedbackButtonObject:
         return FeedbackButtonObject(text=PlainTextObject(text=labels[vote], emoji=True),
-                                    accessibility_label=spoken[vote], value=json.dumps({"answer_id": answer_id, "vote": vote}))
+                                    accessibility_label=spoken[vote],
+                                    value=json.dumps({"answer_id": answer_id, "vote": vote}))
 
     element = FeedbackButtonsElement(action_id=FEEDBACK_ACTION_ID, positive_button=button("up"),
                                      negative_button=button("down"))
