@@ -241,3 +241,14 @@ def test_declined_questions_citations_and_recent_visitors_are_counted(state_engi
     visits.opened("U2", now=time.time() - 10)
     visits.opened("U3")
     assert visits.recent(10) == ["U3", "U2"] and visits.recent(1) == ["U3"]
+
+
+def test_the_manifest_declares_the_home_tab_its_event_and_the_canvas_scope():
+    import yaml
+
+    from slack_harness import REPO
+
+    manifest = yaml.safe_load((REPO / "manifest.yml").read_text(encoding="utf-8"))
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert "canvases:write" in manifest["oauth_config"]["scopes"]["bot"]
