@@ -145,7 +145,7 @@ def test_question_fallback_texts_are_escaped_too(model):
     assert not any(markup in shown for markup in RAW_MARKUP for shown in (text, answered))
 
 
-def test_the_result_shows_scores_as_a_table_the_flip_as_an_alert_and_next_steps_as_uncited_suggestions(model):
+def test_the_result_shows_scores_as_a_table_the_flip_as_a_callout_and_next_steps_as_uncited_suggestions(model):
     decision = evaluate(model, MIDDLE)
     scores = tuple((k, model.recommendation(k).label, decision.scores[k]) for k in ("hybrid", "closed", "open"))
     report = StrategyReport(
@@ -159,12 +159,12 @@ def test_the_result_shows_scores_as_a_table_the_flip_as_an_alert_and_next_steps_
     assert rows[0][:2] == ["Option", "Score"]
     assert [row[:2] for row in rows[1:]] == [[label, f"{score:g}"] for _, label, score in scores]
     assert rows[1][2] == "(recommended)" and rows[2][2] == rows[3][2] == ""
-    alert = next(b for b in blocks if b["type"] == "alert")
-    assert alert["level"] == "warning" and "closed source would win" in alert["text"]["text"]
+    callout = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "would change" in b["text"]["text"])
+    assert callout == ":warning: *What would change the answer*\n>If your data were regulated, closed source would win."
     steps = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "Next steps" in b["text"]["text"])
     assert "suggestions, not from the documents" in steps and "[2]" not in steps and "• Pick a licence" in steps
     markdown = report.to_markdown()
     assert "- Pick a licence\n" in markdown and "[2]" not in markdown
     assert "_(suggestions, not from the documents)_" in markdown
     no_flip = dataclasses.replace(report, flip=None, flip_recommendation=None)
-    assert not any(b["type"] == "alert" for b in ui.result_message(no_flip, Dialogue("C1", THREAD, "U1"))[1])
+    assert ":warning:" not in json.dumps(ui.result_message(no_flip, Dialogue("C1", THREAD, "U1"))[1])

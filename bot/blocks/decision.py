@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from slack_sdk.models.blocks import AlertBlock, MarkdownTextObject, TableBlock
+from slack_sdk.models.blocks import TableBlock
 
 from bot.blocks.text import escape, section, trim
 from decision.dialogue_store import Dialogue
@@ -172,7 +172,7 @@ def cancelled_message(dialogue: Dialogue, question_key: str, user_id: str) -> tu
 
 
 def result_message(report: StrategyReport, dialogue: Dialogue) -> tuple[str, list[dict[str, Any]]]:
-    """The recommendation, a table of the scores, cited reasons, the flip as an alert, next steps marked
+    """The recommendation, a table of the scores, cited reasons, the flip as a callout, next steps marked
     as suggestions, sources, and the canvas / export / navigation buttons."""
     r = report_templates()
     h = r["headings"]
@@ -216,14 +216,17 @@ def scores_table(report: StrategyReport) -> dict[str, Any]:
 
 
 def flip_block(report: StrategyReport) -> dict[str, Any]:
-    """What would change the answer, as an alert block (level "warning") so it stands out from the reasons;
-    an ordinary section when nothing would (there is nothing to warn about)."""
+    """What would change the answer, as a callout: a section with a warning sign whose text is a quote
+    (Slack draws a bar beside it), so it stands apart from the reasons; plain when nothing would.
+
+    Why not Slack's `alert` block (slack_sdk has AlertBlock): it is documented for modals only, with
+    200 characters of text (slackapi/java-slack-sdk#1610); a message carrying one risks being refused
+    whole, and the result is the one message that must always post."""
     r = report_templates()
     heading = r["headings"]["flip"]
     if not report.flip:
         return _section(f"*{heading}*\n{escape(r['no_flip'])}")
-    text = trim(f"*{heading}*\n{escape(report.flip)}", SECTION_LIMIT)
-    return AlertBlock(text=MarkdownTextObject(text=text), level="warning").to_dict()
+    return _section(texts()["flip_callout"].format(heading=heading, flip=escape(report.flip)))
 
 
 def _source(citation) -> str:
