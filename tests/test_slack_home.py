@@ -28,6 +28,7 @@ from slack_harness import (
     mention_event,
     new_ts,
     running_bot,
+    slash_payload,
     view_submission_payload,
 )
 from strategy_bot.settings import DEFAULT_KNOWLEDGE_DIR
@@ -197,6 +198,15 @@ def test_a_non_admin_cannot_re_index_by_forging_the_home_button_and_an_admin_can
     slack.wait_for("views.publish", 2, timeout=30, where=lambda c: c.body.get("user_id") == ADMIN)
     assert "For admins" not in home_text(slack.home_of(USER_ID))
     assert "For admins" in home_text(slack.home_of(ADMIN))
+
+
+def test_a_re_index_by_slash_command_republishes_the_homes_people_opened(bot, slack):
+    open_home(bot, slack, USER_ID)
+    form = slash_payload("/strategy-reindex", "", user_id=ADMIN, response_url=slack.response_url("reindex"))
+    assert bot.send_form(form).status == 200
+    slack.wait_for("views.publish", 2, timeout=300, where=lambda c: c.body.get("user_id") == USER_ID)
+    assert "re-indexed" in json.dumps([c.body for c in slack.calls("response_url")])
+    assert "For admins" not in home_text(slack.home_of(USER_ID))
 
 
 # --------------------------------------------------------------------------- the stores, on both engines
