@@ -13,6 +13,9 @@ What it measures (all on a fresh DATA_DIR in a temporary folder, default e5 back
 - recall@5, MRR and declines of dense-only, lexical-only and hybrid retrieval, end to end
   (`KnowledgeBase.ask(mode=...)`), on the shipped eval set and the shared one when present.
 
+- key points covered per question, compared with benchmarks/keypoints_baseline.json (losses first;
+  `--write-keypoints` makes the current run the baseline).
+
 `--set lexical_weight=0.4` (repeatable) measures the in-process figures with another value of a tuned
 number of prompts/ranking.yaml, without editing it. The machine is shared: the load average is printed
 before and after, as a caveat on the timings.
@@ -39,8 +42,9 @@ from retrieval.service import KnowledgeBase  # noqa: E402
 from strategy_bot.settings import Settings  # noqa: E402
 from strategy_bot.tuning import Tuning  # noqa: E402
 
+KEYPOINTS_BASELINE = REPO / "benchmarks" / "keypoints_baseline.json"
 EVAL_FILES = [REPO / "eval" / "strategy_qa.jsonl", REPO / "eval" / "holdout_qa.jsonl",
-              REPO / "eval" / "answers_qa.jsonl",
+              REPO / "eval" / "answers_qa.jsonl", REPO / "eval" / "blind2_qa.jsonl",
               REPO.parent / "shared" / "eval" / "public_qa.jsonl"]
 MODES = ("dense", "lexical", "hybrid")
 COLD_QUESTION = "What are the advantages of a closed-source model?"
@@ -151,13 +155,17 @@ def bench_batch(data_dir: Path, questions: list[str], runs: int) -> dict:
             "marginal_ms": (many - one) / (len(questions) - 1) * 1000, "peak_rss_mb": rss}
 
 
-def bench_quality(kb: KnowledgeBase, sets: dict[str, list[EvalItem]]) -> tuple[list[list[object]], list[list[object]]]:
+def bench_quality(kb: KnowledgeBase, sets: dict[str, list[EvalItem]],
+                  points: dict[str, list[int]] | None = None) -> tuple[list[list[object]], list[list[object]]]:
     """Retrieval per mode, and what the reader gets (the hybrid answers): key-point recall over the
-    shown text and the quotes' originals, English questions answered in English, coverage, length."""
+    shown text and the quotes' originals, English questions answered in English, coverage, length.
+    `points` collects each question's [covered, total] key points (the hybrid answers)."""
     rows, answers = [], []
     for name, items in sets.items():
         for mode in MODES:
             report = evaluate(kb, items, mode=mode)
+            if mode == "hybrid" and points is not None and name != "all":
+                points.update({f"{name}:{qid}": list(pair) for qid, pair in report.points_by_question.items()})
             rows.append([name, mode, report.answerable, report.recall_at_5, report.mrr,
                          f"{report.declined}/{report.unanswerable}", len(report.wrongly_declined)])
             if mode == "hybrid":
@@ -167,6 +175,14 @@ def bench_quality(kb: KnowledgeBase, sets: dict[str, list[EvalItem]]) -> tuple[l
                                 f"{report.declined + report.unanswerable_partial}/{report.unanswerable}",
                                 report.to_dict()["answer_chars_median"]])
     return rows, answers
+
+
+def keypoint_changes(now: dict[str, list[int]], baseline: dict[str, list[int]]) -> list[list[object]]:
+    """Questions whose covered key points differ from the baseline, losses first: a change that
+    moves the mean a little may still lose a whole answer somewhere, and this says where."""
+    changed = [[qid, f"{baseline[qid][0]}/{baseline[qid][1]}", f"{pair[0]}/{pair[1]}", pair[0] - baseline[qid][0]]
+               for qid, pair in now.items() if qid in baseline and pair[0] != baseline[qid][0]]
+    return sorted(changed, key=lambda row: (row[3], row[0]))
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -187,6 +203,9 @@ def main() -> None:
     parser.add_argument("--set", dest="changes", action="append", default=[], metavar="NAME=VALUE",
                         help="another value of a tuned number of prompts/ranking.yaml for the in-process figures "
                              "(warm latency, quality); repeatable")
+    parser.add_argument("--write-keypoints", action="store_true",
+                        help=f"write each question's key points covered to {KEYPOINTS_BASELINE.name} "
+                             "(the baseline later runs are compared with)")
     args = parser.parse_args()
     tuning = Tuning.load().with_values(dict(change.split("=", 1) for change in args.changes))
 
@@ -209,7 +228,8 @@ def main() -> None:
         note("batch cost")
         batch = bench_batch(data_dir, questions[: max(2, args.batch)], args.cold_runs)
         note("retrieval quality: dense, lexical, hybrid")
-        quality, answers = bench_quality(kb, sets)
+        points: dict[str, list[int]] = {}
+        quality, answers = bench_quality(kb, sets, points)
 
     print(table("Speed and memory", ["measure", "value", "unit", "notes"], [
         ["index build (wall, CLI)", build["wall_s"], "s", f"{build['documents']} docs, {build['chunks']} chunks, "
@@ -235,6 +255,13 @@ def main() -> None:
     print(table("Answers (hybrid): what the reader gets",
                 ["eval set", "key-point recall", "points", "English in English", "answerable partial",
                  "off-topic declined or partial", "median chars"], answers))
+    if args.write_keypoints:
+        KEYPOINTS_BASELINE.write_text(json.dumps(points, indent=0, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {KEYPOINTS_BASELINE.relative_to(REPO)}")
+    elif KEYPOINTS_BASELINE.is_file():
+        changes = keypoint_changes(points, json.loads(KEYPOINTS_BASELINE.read_text(encoding="utf-8")))
+        print(table(f"Key points per question against {KEYPOINTS_BASELINE.relative_to(REPO)} (losses first)",
+                    ["question", "baseline", "now", "change"], changes or [["(none changed)", "", "", ""]]))
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

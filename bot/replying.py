@@ -1,7 +1,10 @@
 """Replying to a question in Slack: show that work is under way, then post (or fill in) the answer.
 
-Progress is a 👀 reaction on the question, or `assistant.threads.setStatus` in an
-assistant thread (a DM thread: Slack clears that status when the app replies). A
+Progress is `assistant.threads.setStatus` (with rotating loading messages) wherever the
+answer goes into a thread: assistant threads, and channel threads too since Slack let
+`chat:write` set it there (changelog 2026-03-05); Slack clears it when the app replies.
+A 👀 reaction on the question stands in where no status can be set (a top-level DM
+answer, or a workspace that refuses the call). A
 placeholder message, later replaced with `chat.update`, is for slow answers (an LLM
 writing) so people see where the answer will appear.
 
@@ -109,10 +112,10 @@ class Reply:
     channel: str
     question_ts: str
     thread_ts: str | None  # None: reply at the top level (a DM question outside any thread)
-    assistant_thread: bool = False
     reaction: str = "eyes"
     event_id: str | None = None  # the Slack event answered: carried in each message's metadata
     placeholder_ts: str | None = None
+    streamed: bool = False  # placeholder_ts is a streamed message (chat.startStream), maybe never stopped
     _shown: str | None = None  # "reaction" or "status" once the progress marker is up
     _shown_at: float = 0.0
     _sent_at: float | None = None
@@ -125,9 +128,9 @@ class Reply:
             self._cosmetic_client = cosmetic_client(self.client)
         return self._cosmetic_client
 
-    def working(self, status: str) -> None:
+    def working(self, status: str, loading_messages: list[str] | None = None) -> None:
         """Show that the question is being answered (in the background: the answer does not wait)."""
-        self._in_background(self._show_working, status)
+        self._in_background(self._show_working, status, loading_messages)
 
     def placeholder(self, message: Message) -> None:
         """Post a stand-in message now; `send` will replace it in place."""
@@ -141,6 +144,10 @@ class Reply:
     def send(self, message: Message) -> str:
         """Post the message (or update the placeholder); returns its ts. Rate limits are retried by the client."""
         if self.placeholder_ts:
+            if self.streamed:  # a stream an earlier attempt left open is closed first (else it may refuse updates)
+                self._cosmetic("chat.stopStream", self.client.chat_stopStream, channel=self.channel,
+                               ts=self.placeholder_ts)
+                self.streamed = False
             self.client.chat_update(channel=self.channel, ts=self.placeholder_ts, text=message.text,
                                     blocks=message.blocks, **self._metadata(complete=True))
             ts = self.placeholder_ts
@@ -170,9 +177,17 @@ class Reply:
                     return str(message["ts"]), bool(payload.get("complete", True))
         return None
 
-    def resume_from(self, placeholder_ts: str) -> None:
-        """Carry on from a placeholder an earlier attempt posted: `send` replaces it."""
-        self.placeholder_ts = placeholder_ts
+    def resume_from(self, placeholder_ts: str, *, streamed: bool = False) -> None:
+        """Carry on from a placeholder (or a stream) an earlier attempt posted: `send` replaces it."""
+        self.placeholder_ts, self.streamed = placeholder_ts, streamed
+
+    def sent(self) -> None:
+        """The answer reached Slack another way (a stream that stopped): for clearing the status."""
+        self._sent_at = time.monotonic()
+
+    def metadata(self, complete: bool) -> dict:
+        """The `metadata` argument marking a message as this event's answer (empty without an event)."""
+        return self._metadata(complete=complete)
 
     @staticmethod
     def _pages(method: Callable[..., Any], **kwargs: Any):
@@ -215,10 +230,11 @@ class Reply:
             self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-cosmetic")
         self._lane.submit(call, *args)
 
-    def _show_working(self, status: str) -> None:
-        if self.assistant_thread and self.thread_ts:
+    def _show_working(self, status: str, loading_messages: list[str] | None = None) -> None:
+        if self.thread_ts:
             if self._cosmetic("assistant.threads.setStatus", self.cosmetic.assistant_threads_setStatus,
-                              channel_id=self.channel, thread_ts=self.thread_ts, status=status):
+                              channel_id=self.channel, thread_ts=self.thread_ts, status=status,
+                              loading_messages=loading_messages or None):
                 self._shown, self._shown_at = "status", time.monotonic()
                 return
         if self._cosmetic("reactions.add", self.cosmetic.reactions_add, channel=self.channel,

@@ -40,6 +40,11 @@ class Chunk:
     ordinal: int
     kind: str = "text"  # "text" or "code"
 
+    @property
+    def heading(self) -> str:
+        """The passage's own heading ("3.2 算法步骤详解"): it often says what the passage's lists are."""
+        return self.section.rsplit(SECTION_SEPARATOR, 1)[-1]
+
     def embedding_text(self) -> str:
         """What the embedder sees: the heading path gives short passages their topic."""
         return f"{self.title}{SECTION_SEPARATOR}{self.section}\n{self.text}" if self.section else self.text

@@ -153,6 +153,7 @@ class Picked:
     quotes: list[tuple[int, str]]  # (citation number, original text), in reading order
     is_list: bool  # a list of the documents, whole and in order
     cut: bool = False  # the list had more items than an answer shows
+    asked: bool = True  # the question asked for a list (False: most chosen sentences were of one list)
     headings: dict[int, str] = field(default_factory=dict)  # quote index -> the list label shown before it
 
 
@@ -176,14 +177,15 @@ def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent, tun
     model = load_intents()
     found = []
     for sentences in quotable_sentences(index, result, tuning.passages, renderings=renderings):
-        lists = list_blocks(result.hits[sentences[0].rank].chunk.text) if sentences else []
+        chunk = result.hits[sentences[0].rank].chunk if sentences else None
+        lists = list_blocks(chunk.text) if chunk else []
         for s in sentences:
             n = s.rank + 1
             owner = next((i for i, block in enumerate(lists) if any(s.text in item for item in block.items)), None)
             if owner is not None:
                 blocks[(n, owner)] = lists[owner]
             context = " ".join(index.sentences[s.row].get("context", []))
-            labels = lists[owner].describes() if owner is not None else context
+            labels = f"{chunk.heading} {lists[owner].describes()}" if owner is not None else context
             fit = model.adjustment(intent, labels, s.text, tuning)
             adjusted = s.similarity - tuning.passage_rank_penalty * s.rank + fit
             found.append(_Candidate(adjusted, n, s.row, s.text, (n, owner) if owner is not None else None))
@@ -262,12 +264,17 @@ def _grouped(keys: list[tuple[int, int]], blocks: dict[tuple[int, int], ListBloc
 
 def _fits(block: ListBlock, intent: Intent) -> bool:
     """A list answers the question when it is labelled with what was asked, or introduced as an
-    answer ("…以下几个方面：") and not a glossary (mostly definitions)."""
-    model = load_intents()
-    if intent.kinds & model.kinds_labelled(block.describes()):
+    answer ("…以下几个方面：") and not a glossary."""
+    if intent.kinds & load_intents().kinds_labelled(block.describes()):
         return True
-    definitions = sum(model.is_definition(item) for item in block.items)
-    return block.lead.endswith(("：", ":")) and definitions * 2 < len(block.items)
+    return block.lead.endswith(("：", ":")) and not _is_glossary(block)
+
+
+def _is_glossary(block: ListBlock) -> bool:
+    """Mostly definitions ("开源：指…"): a list of terms answers no question as a whole."""
+    model = load_intents()
+    return model.introduces_glossary(block.lead) \
+        or sum(model.is_definition(item) for item in block.items) * 2 >= len(block.items)
 
 
 def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent: Intent | None = None,
@@ -291,8 +298,30 @@ def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent:
         if candidate.text not in seen:
             seen.add(candidate.text)
             chosen.append(candidate)
+    cohesive = _cohesive_list(chosen, blocks, tuning)
+    if cohesive is not None:
+        return cohesive
     chosen.sort(key=lambda c: (c.n, c.row))
     return Picked([(c.n, c.text) for c in chosen], is_list=False)
+
+
+def _cohesive_list(chosen: list[_Candidate], blocks: dict[tuple[int, int], ListBlock],
+                   weights: AnswerTuning) -> Picked | None:
+    """The whole list when most of the chosen sentences are items of one list of the documents:
+    the question asks what that list enumerates ("Where should future work go?" and the list of
+    research directions), and three of its items out of order, beside a stray sentence, answer
+    less than the list. Needs `cohesive_list_share` of the chosen sentences in one list."""
+    keys = [c.block for c in chosen if c.block is not None]
+    if not keys:
+        return None
+    key = max(dict.fromkeys(keys), key=keys.count)
+    items = blocks[key].items
+    items_quoted = {i for c in chosen if c.block == key for i, item in enumerate(items) if c.text in item}
+    if len(items_quoted) < 2 or keys.count(key) < weights.cohesive_list_share * len(chosen) \
+            or _is_glossary(blocks[key]):
+        return None
+    shown = items[: weights.max_list_items]
+    return Picked([(key[0], item) for item in shown], is_list=True, cut=len(items) > len(shown), asked=False)
 
 
 def code_quotes(question: str, index: KnowledgeIndex, result: SearchResult) -> list[Quote]:
@@ -383,7 +412,8 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]
     rendered = render_quotes(quoted, result, language, translations) + code_quotes(question, index, result)
     quotes, citations = cite_in_order_of_use(rendered, citations)
-    missing = load_intents().not_given(question, "\n".join(q.source for q in quotes), language, picked.is_list)
+    missing = load_intents().not_given(question, "\n".join(q.source for q in quotes), language,
+                                       picked.is_list and picked.asked)
     if unmentioned:  # "The documents don't mention SEA, EU; the closest they say is …"
         names = templates["name_separator"][language].join(unmentioned)
         missing = templates["unmentioned"][language].format(names=names)

@@ -55,6 +55,7 @@ class EvalReport:
     english_answered: int = 0
     answer_chars: list[int] = field(default_factory=list)
     incomplete: dict[str, list[int]] = field(default_factory=dict)  # id -> 1-based points missed
+    points_by_question: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (covered, total)
     partial: list[str] = field(default_factory=list)  # answerable questions answered as "partial"
     unanswerable_partial: int = 0  # unanswerable questions answered as "partial" (said what is missing)
 
@@ -141,6 +142,7 @@ def _score_answer(report: EvalReport, item: EvalItem, answer: Answer) -> None:
         report.points_total += len(covered)
         report.points_covered += sum(covered)
         report.keypoint_recalls.append(sum(covered) / len(covered))
+        report.points_by_question[item.id] = (sum(covered), len(covered))
         missed = [i for i, ok in enumerate(covered, start=1) if not ok]
         if missed:
             report.incomplete[item.id] = missed
@@ -176,6 +178,7 @@ def evaluate(kb: KnowledgeBase, items: list[EvalItem], mode: str = "hybrid", wit
             if item.points:
                 report.keypoint_recalls.append(0.0)
                 report.points_total += len(item.points)
+                report.points_by_question[item.id] = (0, len(item.points))
             continue
         if answer is not None:
             _score_answer(report, item, answer)

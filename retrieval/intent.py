@@ -40,14 +40,17 @@ class IntentModel:
         intents = data["intents"]
         self._asks = {kind: _matcher(entry["en"] + entry["zh"]) for kind, entry in intents.items()}
         self._labels = {kind: _matcher(entry["labels"]) for kind, entry in intents.items() if entry["labels"]}
+        self._strong = {kind: _matcher(entry["strong"]["en"] + entry["strong"]["zh"])
+                        for kind, entry in intents.items() if "strong" in entry}
         self._subjects = {name: _matcher(entry["en"] + entry["zh"]) for name, entry in data["subjects"].items()}
         self.opposites: dict[str, str] = dict(data["opposites"])
         self._definition = _matcher(data["definition_markers"])
+        self._glossary = _matcher(data["glossary_leads"])
         self._code = _matcher(data["code_questions"]["en"] + data["code_questions"]["zh"])
         self._specifics = [(_matcher(entry["asks"]["en"] + entry["asks"]["zh"]), re.compile(entry["evidence"]),
                              entry["what"], bool(entry.get("a_list_answers"))) for entry in data["specifics"].values()]
         follow = data["follow_up"]
-        self._strong = re.compile("|".join(follow["strong"]["en"] + follow["strong"]["zh"]))
+        self._refers_back = re.compile("|".join(follow["strong"]["en"] + follow["strong"]["zh"]))
         self._weak = re.compile("|".join(follow["weak"]["en"] + follow["weak"]["zh"]))
         self._short_words, self._short_chars = int(follow["short_words"]), int(follow["short_chars"])
 
@@ -64,6 +67,13 @@ class IntentModel:
             return own
         before = self.of(previous)
         return Intent(own.kinds or before.kinds, own.subjects or before.subjects)
+
+    def strongly_asked(self, intent: Intent, question: str) -> Intent:
+        """`intent` without the kinds the question asks for only weakly ("怎么" for steps): enough
+        to choose among a passage's sentences, not to move a passage up the ranking."""
+        text = question.lower()
+        kinds = {k for k in intent.kinds if k not in self._strong or self._strong[k].search(text)}
+        return Intent(frozenset(kinds), intent.subjects)
 
     def standalone(self, question: str, previous: str) -> str | None:
         """A follow-up that only changes the model ("What about open source?", "那闭源呢？"),
@@ -91,7 +101,7 @@ class IntentModel:
     def is_follow_up(self, question: str) -> bool:
         """Whether a question refers back to its thread rather than standing alone."""
         text = question.lower().strip()
-        if self._strong.search(text):
+        if self._refers_back.search(text):
             return True
         if self.subjects_in(text):
             return False
@@ -113,6 +123,10 @@ class IntentModel:
 
     def is_definition(self, sentence: str) -> bool:
         return bool(self._definition.search(sentence))
+
+    def introduces_glossary(self, lead: str) -> bool:
+        """Whether a list's lead-in says it lists terms or concepts."""
+        return bool(self._glossary.search(lead.lower()))
 
     def adjustment(self, intent: Intent, labels: str, sentence: str, weights: AnswerTuning | None = None) -> float:
         """How much better (or worse) a sentence fits the question than its similarity says,

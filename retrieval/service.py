@@ -36,7 +36,8 @@ from retrieval.index_store import (
     KnowledgeIndex,
     Progress,
 )
-from retrieval.intent import IntentModel, load_intents
+from retrieval.intent import Intent, IntentModel, load_intents
+from retrieval.intent_rank import promote_fitting
 from retrieval.search import Searcher, SearchResult
 from retrieval.shared_index import SharedIndexStore
 from retrieval.similarity import normalise
@@ -443,6 +444,19 @@ class KnowledgeBase:
         return DeclinePolicy(d.same_language_margin, d.cross_lingual_margin, d.unknown_name_margin,
                              d.unknown_name_partial_margin)
 
+    def _search_for(self, query: str, intent: Intent, mode: str, history: Sequence[str],
+                    searcher: Searcher) -> SearchResult:
+        """The search, with the passage whose list the question asks for moved up (retrieval/intent_rank.py);
+        not for a question about the sample code, which code lines answer, not a labelled list."""
+        tuning = self.tuning.search
+        keep = self.settings.top_k
+        intent = self.intents.strongly_asked(intent, query)
+        if not intent.kinds or self.intents.asks_about_code(query):
+            return self.search(query, k=keep, mode=mode, history=history, searcher=searcher)
+        result = self.search(query, k=max(keep, tuning.intent_depth), mode=mode, history=history, searcher=searcher)
+        return promote_fitting(result, intent, self.intents, depth=tuning.intent_depth,
+                               promote_to=tuning.intent_promote_to, keep=keep)
+
     def _extractive(self, question: str, history: Sequence[str], mode: str,
                     transcript: Sequence[tuple[str, str]]) -> Answer:
         text = validate_question(question, self.settings.max_question_chars)
@@ -454,7 +468,8 @@ class KnowledgeBase:
         if history and not self.intents.is_follow_up(text):
             history = []  # an independent question is searched on its own
         standalone = self.intents.standalone(text, history[-1]) if history else None
-        result = self.search(standalone or text, mode=mode, history=[] if standalone else history, searcher=searcher)
+        intent = self.intents.of(text, previous=history[-1] if history else None)
+        result = self._search_for(standalone or text, intent, mode, [] if standalone else history, searcher)
         searched = time.perf_counter()
         cross_lingual = language_of(text) != index.language
         unknown = unknown_names(text, index.lexical.mentions)
@@ -462,7 +477,6 @@ class KnowledgeBase:
         unmentioned: list[str] = []  # named in the question, never in the documents: said first in a partial answer
         if declined and unknown and answers_in_part(result, self.decline_policy, cross_lingual=cross_lingual):
             declined, unmentioned = False, unknown
-        intent = self.intents.of(text, previous=history[-1] if history else None)
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
                          unknown_names=unknown, unmentioned=unmentioned, translations=self._translations,
                          intent=intent,

@@ -145,6 +145,9 @@ class Settings:
     delivery_lease_s: float = setting(30.0, "seconds a process holds an event it is answering without renewing "
                                       "the hold (renewed every third of it); a crashed process's events are "
                                       "answered by a restart or another replica this long after", section="slack")
+    slack_streaming: bool = setting(True, "stream answers as they are written (`chat.startStream`); `false` "
+                                    "posts each answer whole, as workspaces without streaming need",
+                                    section="slack")
     admin_user_ids: tuple[str, ...] = setting((), "comma-separated Slack user ids allowed to re-index and add "
                                               "documents", section="slack")
     allow_workspace_admins: bool = setting(False, "workspace admins and owners count as admins too (needs the "

@@ -44,6 +44,8 @@ class SearchTuning:
     max_synonyms: int = bounded(0, 50)
     rendering_weight: float = bounded(0.0, 10.0)
     rendering_lexical_weight: float = bounded(0.0, 10.0)
+    intent_depth: int = bounded(1, 50)
+    intent_promote_to: int = bounded(0, 20)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class AnswerTuning:
     subject_penalty: float = bounded(0.0, 2.0)
     definition_penalty: float = bounded(0.0, 2.0)
     max_list_items: int = bounded(2, 20)
+    cohesive_list_share: float = bounded(0.0, 2.0)
 
 
 @dataclass(frozen=True)

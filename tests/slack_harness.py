@@ -9,8 +9,13 @@
   Like Slack, it refuses messages over the block limits (`invalid_blocks`). Messages posted
   with `chat.postMessage` are kept (with their `metadata`, updated by `chat.update`) and read
   back by `conversations.replies` / `conversations.history` in Slack's shapes (metadata only
-  with `include_all_metadata`); `hold(method)` keeps a method's responses back (the message is
-  posted, the answer not sent) until `release(method)`, to kill a bot mid-post.
+  with `include_all_metadata`); streamed messages too (`chat.startStream` / `appendStream` /
+  `stopStream`: text gathered from the chunks, blocks and metadata from `stopStream`;
+  `refuse_streaming(error)` makes `startStream` refuse, `break_streams(error)` makes a live
+  stream die; `streams()` shows each with its calls); `assistant.threads.*` and `chat.postEphemeral`
+  (kept: `ephemeral()`) check their arguments as Slack does; `hold(method)` keeps a method's
+  responses back (the message is posted, the answer not sent) until `release(method)`, to kill
+  a bot mid-post.
 - Views and canvases: `views.open` (a modal, needs a trigger_id) and `views.publish` (a home tab) are
   validated with slack_sdk's view and block models and kept (`opened_views()`, `home_of(user)`);
   `conversations.canvases.create` (one channel canvas per channel) and `canvases.create` keep the
@@ -137,6 +142,10 @@ class FakeSlackAPI:
         self._users: dict[str, dict] = {}
         self._messages: dict[str, list[dict]] = {}  # channel -> messages the bot posted, in order
         self._holds: dict[str, threading.Event] = {}
+        self._streams: dict[tuple[str, str], dict] = {}  # (channel, ts) -> {"state", "chunks"}
+        self._refuse_streaming: str | None = None
+        self._break_streams: str | None = None
+        self._ephemeral: list[dict] = []
         self._views: list[dict] = []  # modals opened by views.open, in order
         self._homes: dict[str, dict] = {}  # user -> their published home view
         self._canvases: list[dict] = []  # canvases created: {canvas_id, channel_id, title, markdown, method}
@@ -244,6 +253,29 @@ class FakeSlackAPI:
         if gate is not None:
             gate.set()
 
+    def refuse_streaming(self, error: str | None = "method_not_supported") -> None:
+        """chat.startStream answers `error` (None: streams work again), as a workspace without streaming does."""
+        with self._cond:
+            self._refuse_streaming = error
+
+    def break_streams(self, error: str | None = "message_not_in_streaming_state") -> None:
+        """Every live stream dies: appendStream / stopStream answer `error` (None: no more breaking)."""
+        with self._cond:
+            self._break_streams = error
+            if error:
+                for stream in self._streams.values():
+                    stream["state"] = "broken" if stream["state"] == "streaming" else stream["state"]
+
+    def streams(self) -> dict[tuple[str, str], dict]:
+        """Each stream started: {"state": streaming|stopped|broken, "chunks": [...]} by (channel, ts)."""
+        with self._cond:
+            return {key: {"state": v["state"], "chunks": list(v["chunks"])} for key, v in self._streams.items()}
+
+    def ephemeral(self) -> list[dict]:
+        """Ephemeral messages posted (channel, user, thread_ts, text, blocks)."""
+        with self._cond:
+            return [dict(m) for m in self._ephemeral]
+
     # inspection
     def messages(self, channel: str | None = None) -> list[dict]:
         """Messages the bot posted (as Slack keeps them: ts, thread_ts, text, blocks, metadata)."""
@@ -295,6 +327,9 @@ class FakeSlackAPI:
             self._calls.clear()
             self._scripts.clear()
             self._messages.clear()
+            self._streams.clear()
+            self._ephemeral.clear()
+            self._refuse_streaming = self._break_streams = None
 
     # request handling (called by the HTTP handler's threads)
     def _record(self, call: Call) -> None:
@@ -337,6 +372,10 @@ class FakeSlackAPI:
             problem = message_problem(body) if self.validate_blocks else None
             if problem:
                 return {"ok": False, "error": problem}
+            with self._cond:  # a live stream's message is changed by appending to it, not by chat.update
+                stream = self._streams.get((str(body.get("channel")), str(body.get("ts"))))
+                if method == "chat.update" and stream and stream["state"] == "streaming":
+                    return {"ok": False, "error": "cant_update_message"}
             ts = body.get("ts") if method == "chat.update" else new_ts()
             message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "app_id": APP_ID,
                        "ts": ts, "text": body.get("text", ""), "blocks": body.get("blocks", [])}
@@ -352,7 +391,11 @@ class FakeSlackAPI:
         if method == "conversations.history":
             return self._history(body)
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": new_ts()}
+            return self._post_ephemeral(body)
+        if method in {"chat.startStream", "chat.appendStream", "chat.stopStream"}:
+            return self._stream_call(method, body)
+        if method.startswith("assistant.threads."):
+            return _assistant_problem(method, body) or {"ok": True}
         if method == "files.info":
             fake = self._files.get(str(body.get("file")))
             return {"ok": True, "file": fake.info(self.url)} if fake else {"ok": False, "error": "file_not_found"}
@@ -366,6 +409,61 @@ class FakeSlackAPI:
                                                  "is_bot": False, "team_id": self.team_id}}
         return {"ok": True}
 
+    def _post_ephemeral(self, body: dict) -> dict:
+        problem = message_problem(body) if self.validate_blocks else None
+        if not body.get("user"):
+            problem = "user_not_in_channel"
+        if problem:
+            return {"ok": False, "error": problem}
+        with self._cond:
+            self._ephemeral.append({k: body.get(k) for k in ("channel", "user", "thread_ts", "text", "blocks")})
+        return {"ok": True, "message_ts": new_ts()}
+
+    def _stream_call(self, method: str, body: dict) -> dict:
+        """chat.startStream / appendStream / stopStream (Slack's arguments and errors)."""
+        channel = str(body.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        text = "".join(c.get("text", "") for c in body.get("chunks") or [] if c.get("type") == "markdown_text")
+        text = (body.get("markdown_text") or "") + text
+        if len(text) > 12000:
+            return {"ok": False, "error": "msg_too_long"}
+        problem = sdk_block_problem(body.get("blocks") or []) if self.validate_blocks else None
+        if problem:
+            return {"ok": False, "error": problem}
+        with self._cond:
+            if method == "chat.startStream":
+                if self._refuse_streaming:
+                    return {"ok": False, "error": self._refuse_streaming}
+                if not body.get("thread_ts"):
+                    return {"ok": False, "error": "invalid_thread_ts"}
+                if not channel.startswith("D") and not (body.get("recipient_team_id")
+                                                        and body.get("recipient_user_id")):
+                    return {"ok": False, "error": "invalid_arguments"}  # required outside DMs
+                ts = new_ts()
+                message = {"type": "message", "user": self.bot_user_id, "bot_id": self.bot_id, "app_id": APP_ID,
+                           "ts": ts, "thread_ts": body["thread_ts"], "text": text, "blocks": []}
+                self._messages.setdefault(channel, []).append(message)
+                self._streams[(channel, ts)] = {"state": "streaming", "chunks": list(body.get("chunks") or [])}
+                return {"ok": True, "channel": channel, "ts": ts}
+            ts = str(body.get("ts") or "")
+            stream = self._streams.get((channel, ts))
+            if stream is None:
+                return {"ok": False, "error": "message_not_found"}
+            if self._break_streams and stream["state"] == "streaming":
+                stream["state"] = "broken"
+            if stream["state"] != "streaming":
+                return {"ok": False, "error": self._break_streams or "message_not_in_streaming_state"}
+            stream["chunks"].extend(body.get("chunks") or [])
+            message = next(m for m in self._messages[channel] if m["ts"] == ts)
+            message["text"] += text
+            if method == "chat.stopStream":
+                stream["state"] = "stopped"
+                message["blocks"] = list(body.get("blocks") or [])
+                metadata = _metadata_of(body)
+                if metadata:
+                    message["metadata"] = metadata
+            return {"ok": True, "channel": channel, "ts": ts}
     def _view(self, method: str, body: dict) -> dict:
         """views.open (a modal for a fresh trigger_id) / views.publish (a user's home), in Slack's shapes."""
         view = body.get("view")
@@ -474,19 +572,20 @@ def _metadata_of(body: dict) -> dict | None:
     return None
 
 
-def blocks_problem(blocks: list, limit: int) -> str | None:
-    """Slack's `invalid_blocks` for blocks slack_sdk's models refuse (an unknown type, a text over its limit,
-    a missing field) or for more than `limit` blocks."""
+def sdk_block_problem(blocks: list[dict], limit: int = 50) -> str | None:
+    """`invalid_blocks` for a block slack-sdk's block models reject (unknown type, a field over Slack's
+    published limits, a missing field), as Slack would, or for more than `limit` blocks (50 in a message,
+    100 in a modal or home tab); None when every block is valid."""
     from slack_sdk.errors import SlackObjectFormationError
     from slack_sdk.models.blocks import Block
 
     if not isinstance(blocks, list) or len(blocks) > limit:
         return "invalid_blocks"
     for block in blocks:
+        parsed = Block.parse(block) if isinstance(block, dict) else None
+        if parsed is None or type(parsed) is Block:  # a type slack-sdk does not know
+            return "invalid_blocks"
         try:
-            parsed = Block.parse(block)
-            if parsed is None or type(parsed) is Block:  # a type slack_sdk does not know
-                return "invalid_blocks"
             parsed.validate_json()
         except (SlackObjectFormationError, TypeError, KeyError, AttributeError):
             return "invalid_blocks"
@@ -505,7 +604,29 @@ def view_problem(view: Any, wanted: str) -> str | None:
         View(**view).validate_json()
     except (SlackObjectFormationError, TypeError, KeyError, AttributeError):
         return "invalid_arguments"
-    return blocks_problem(view.get("blocks") or [], 100)
+    return sdk_block_problem(view.get("blocks") or [], 100)
+
+
+def _assistant_problem(method: str, body: dict) -> dict | None:
+    """assistant.threads.setStatus / setTitle / setSuggestedPrompts: Slack's required arguments and limits."""
+    if not body.get("channel_id"):
+        return {"ok": False, "error": "channel_not_found"}
+    if not body.get("thread_ts"):
+        return {"ok": False, "error": "invalid_thread_ts"}
+    if method == "assistant.threads.setStatus":
+        loading = body.get("loading_messages") or []
+        if "status" not in body or len(loading) > 10:
+            return {"ok": False, "error": "invalid_arguments"}
+    elif method == "assistant.threads.setTitle":
+        if not body.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+    elif method == "assistant.threads.setSuggestedPrompts":
+        prompts = body.get("prompts") or []
+        if not 1 <= len(prompts) <= 4 or not all(p.get("title") and p.get("message") for p in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+    else:
+        return {"ok": False, "error": "unknown_method"}
+    return None
 
 
 def message_problem(body: dict) -> str | None:
@@ -529,7 +650,7 @@ def message_problem(body: dict) -> str | None:
             for element in block.get("elements", []):
                 if len(str(element.get("value", ""))) > 2000 or len(element.get("action_id", "")) > 255:
                     return "invalid_blocks"
-        return blocks_problem(blocks, 50)  # and whatever slack_sdk's block models refuse
+        return sdk_block_problem(blocks, 50)  # and whatever slack_sdk's block models refuse
     return None
 
 
@@ -849,6 +970,37 @@ def block_action_payload(action_id: str, value: str, *, user: str = USER_ID, cha
     return urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
 
 
+def assistant_thread_started_event(*, user: str = USER_ID, channel: str = DM_CHANNEL_ID,
+                                   thread_ts: str | None = None, context_channel: str = CHANNEL_ID) -> dict:
+    """`assistant_thread_started`: someone opened the bot's agent view (a new thread in its DM)."""
+    thread_ts = thread_ts or new_ts()
+    return {"type": "assistant_thread_started", "assistant_thread": {
+        "user_id": user, "channel_id": channel, "thread_ts": thread_ts,
+        "context": {"channel_id": context_channel, "team_id": TEAM_ID, "enterprise_id": None}},
+        "event_ts": new_ts()}
+
+
+def message_shortcut_payload(callback_id: str, text: str, *, user: str = USER_ID, channel: str = CHANNEL_ID,
+                             message_ts: str | None = None, thread_ts: str | None = None,
+                             author: str = "U0AUTHOR01",
+                             response_url: str = "https://hooks.slack.com/app/T/1/x") -> str:
+    """A `message_action` (a message shortcut) as Slack POSTs it: `payload=<json>`."""
+    message_ts = message_ts or new_ts()
+    message: dict[str, Any] = {"type": "message", "user": author, "ts": message_ts, "text": text,
+                               "team": TEAM_ID, "blocks": _rich_text(text)}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    payload = {
+        "type": "message_action", "token": "legacy-token", "action_ts": f"{time.time():.6f}",
+        "team": {"id": TEAM_ID, "domain": "fake"}, "user": {"id": user, "username": user.lower(),
+                                                            "team_id": TEAM_ID, "name": user.lower()},
+        "channel": {"id": channel, "name": "general"}, "is_enterprise_install": False, "enterprise": None,
+        "callback_id": callback_id, "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.x",
+        "response_url": response_url, "message_ts": message_ts, "message": message,
+    }
+    return urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
+
+
 def home_opened_event(user: str = USER_ID, tab: str = "home") -> dict:
     """An `app_home_opened` event (`tab` "home" or "messages"), as Slack sends it when a user opens the app."""
     return {"type": "app_home_opened", "user": user, "channel": DM_CHANNEL_ID, "tab": tab,
@@ -961,7 +1113,9 @@ def bot_settings(data_dir: Path, slack: FakeSlackAPI, **overrides: Any):
 
     values: dict[str, Any] = dict(data_dir=Path(data_dir), slack_bot_token=slack.token, slack_app_token="",
                                   slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
-                                  host="127.0.0.1", port=0, http_threads=8, slack_workers=4)
+                                  host="127.0.0.1", port=0, http_threads=8, slack_workers=4,
+                                  # The post-and-update path most tests exercise; streaming tests turn it on.
+                                  slack_streaming=False)
     values.update(overrides)
     return Settings(**values)
 

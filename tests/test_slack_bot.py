@@ -158,6 +158,15 @@ def test_mention_is_answered_in_its_thread_with_citations(bot, slack, kb):
     sources = [t for t in texts if t.startswith("*[")]
     assert sources and all("›" in s.split("\n")[0] and "\n>" in s for s in sources)
     assert post.token == slack.token
+    status = slack.wait_for("assistant.threads.setStatus")[0].body  # chat:write sets it in channels too
+    assert (status["channel_id"], status["thread_ts"]) == (CHANNEL_ID, event["ts"]) and status["status"]
+    assert slack.calls("reactions.add") == []
+
+
+def test_the_eyes_reaction_stands_in_where_no_status_can_be_set(bot, slack):
+    slack.script("assistant.threads.setStatus", {"ok": False, "error": "not_allowed_token_type"})
+    event = mention(bot)
+    wait_post(slack, event["ts"])
     reaction = slack.wait_for("reactions.add")[0].body
     assert (reaction["channel"], reaction["timestamp"], reaction["name"]) == (CHANNEL_ID, event["ts"], "eyes")
     slack.wait_for("reactions.remove")
@@ -222,6 +231,7 @@ def test_a_direct_message_is_answered(bot, slack):
     assert bot.send_event(event_payload(event)).status == 200
     post = wait_post(slack, None, channel=DM_CHANNEL_ID)  # top-level in the DM, not in a thread
     assert "*Sources*" in sections(post)
+    assert slack.wait_for("reactions.add")[0].body["timestamp"] == event["ts"]  # no thread: no status
 
 
 def test_a_question_in_a_dm_thread_shows_assistant_status(bot, slack):
@@ -303,16 +313,17 @@ def test_a_rate_limited_post_is_retried_after_retry_after(bot, slack):
     assert len(posts_in(slack, event["ts"])) == 2  # the refused attempt and the retry; no more
 
 
-@pytest.mark.parametrize("method, channel, thread", [("reactions.add", CHANNEL_ID, False),
-                                                     ("assistant.threads.setStatus", DM_CHANNEL_ID, True)])
+@pytest.mark.parametrize("method, channel, thread", [("reactions.add", DM_CHANNEL_ID, False),
+                                                     ("assistant.threads.setStatus", DM_CHANNEL_ID, True),
+                                                     ("assistant.threads.setStatus", CHANNEL_ID, True)])
 def test_a_rate_limited_progress_marker_never_holds_up_the_answer(bot, slack, method, channel, thread):
     slack.rate_limit(method, retry_after=20)
-    if thread:
-        root = new_ts()
-        event = message_event(QUESTION, channel=channel, channel_type="im", thread_ts=root)
-    else:
+    if channel == CHANNEL_ID:
         event = mention_event(f"<@{BOT_USER_ID}> {QUESTION}")
         root = event["ts"]
+    else:
+        root = new_ts() if thread else None
+        event = message_event(QUESTION, channel=channel, channel_type="im", thread_ts=root)
     sent = time.perf_counter()
     assert bot.send_event(event_payload(event)).status == 200
     post = wait_post(slack, root, channel=channel)

@@ -5,6 +5,9 @@ work here — retrieval, posting — happens after Slack has its 200. A follow-u
 plain message in a thread where the bot was already asked something: no new mention
 needed, and the thread's earlier questions steer retrieval.
 
+Answers going into a thread are streamed (bot/streaming.py) unless SLACK_STREAMING is off;
+a stream Slack refuses falls back to posting, one that breaks is filled in with chat.update.
+
 Each answer ends its delivery (bot/state/deliveries.py) exactly one way: `done` once
 posted (or found already posted by an earlier attempt); back to `pending` for the
 resumer when Slack failed transiently (5xx, 429, no connection: the client has retried
@@ -21,11 +24,12 @@ from slack_bolt import App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks.answer import Message, answer_message, draft_message, simple_message
+from bot.blocks.answer import Message, answer_message, answer_sections, draft_message, simple_message
 from bot.blocks.text import escape, plain_question, slack_texts
 from bot.middleware import ATTEMPT_KEY, EVENT_ID_KEY
 from bot.replying import Reply, error_code, is_transient
 from bot.services import Services
+from bot.streaming import AnswerStream, StreamBroken, StreamRefused
 from knowledge.language import language_of
 from retrieval.answer import Answer
 from retrieval.index_store import IndexError_
@@ -91,9 +95,8 @@ def answer(services: Services, client: WebClient, context: BoltContext, event: d
     texts = slack_texts()
     event_id = context.get(EVENT_ID_KEY)
     question = plain_question(event.get("text") or "", context.bot_user_id)
-    reply = Reply(client, event["channel"], event["ts"], reply_thread,
-                  assistant_thread=_is_dm(event) and bool(event.get("thread_ts")),
-                  reaction=texts["reaction_working"], event_id=event_id)
+    reply = Reply(client, event["channel"], event["ts"], reply_thread, reaction=texts["reaction_working"],
+                  event_id=event_id)
     outcome, reply_ts = "answered", None
     try:
         if int(context.get(ATTEMPT_KEY) or 1) > 1:  # resumed or retried: it may be in Slack already
@@ -103,11 +106,14 @@ def answer(services: Services, client: WebClient, context: BoltContext, event: d
                 return
             if posted:
                 reply.resume_from(posted[0])
+            elif event_id and (streamed := services.deliveries.noted_reply(event_id)):
+                reply.resume_from(streamed, streamed=True)  # a stream that never stopped: no metadata yet
         if not question:  # "@bot" alone gets a hint; an empty follow-up (a sticker, say) nothing
             if hint_if_empty:
                 reply_ts = reply.send(simple_message(texts["empty_question"]))
             return
-        reply_ts = _answer_question(services, reply, event, question, thread_key)
+        recipient = (event.get("team") or context.team_id, event.get("user"))
+        reply_ts = _answer_question(services, reply, event, question, thread_key, recipient)
     except Exception as exc:
         outcome = _failed(reply, event, exc)
     finally:
@@ -145,32 +151,40 @@ def _end_delivery(services: Services, event_id: str, outcome: str, reply_ts: str
         deliveries.fail(event_id, outcome)
 
 
-def _answer_question(services: Services, reply: Reply, event: dict, question: str, thread_key: str) -> str:
-    """Answer and post; returns the ts of the message carrying the answer."""
+def _answer_question(services: Services, reply: Reply, event: dict, question: str, thread_key: str,
+                     recipient: tuple[str | None, str | None]) -> str:
+    """Answer and post (or stream); returns the ts of the message carrying the answer."""
     texts = slack_texts()
     language = language_of(question)
-    reply.working(_by_language(texts["assistant_status"], language))
+    reply.working(_by_language(texts["assistant_status"], language),
+                  _by_language(texts["loading_messages"], language))
     conversations = services.conversations
     answer_id = conversations.start(event["channel"], thread_key, event["ts"], event.get("user", ""), question)
     history = conversations.history(event["channel"], thread_key, answer_id, HISTORY_TURNS)
     transcript = [(t.question, t.answer) for t in conversations.turns(  # what an LLM answer reads of the thread
         event["channel"], thread_key, answer_id, services.settings.llm_history_turns) if t.answer and not t.abstained]
-    if services.settings.llm_provider != "none":  # a slow writer: show where the answer will appear
+    stream = _start_stream(services, reply, recipient, language)
+    if stream is None and services.settings.llm_provider != "none":  # a slow writer: show where it will appear
         reply.placeholder(simple_message(_by_language(texts["placeholder"], language)))
     started = time.perf_counter()
     try:
-        result = _ask(services, reply, question, history, transcript)
+        result, stream = _ask(services, reply, stream, question, history, transcript)
     except QuestionError as exc:
+        _stop_streaming(reply, stream)
         return reply.send(simple_message(texts["question_refused"].format(reason=escape(str(exc)))))
     except IndexError_ as exc:  # no index, a damaged one...: the reason and the fix, not "Sorry…"
         log.warning("cannot answer %s: %s", event.get("ts"), exc)
+        _stop_streaming(reply, stream)
         ts = reply.send(simple_message(texts["index_unavailable"].format(reason=escape(str(exc)))))
         reply.done()
         return ts
+    except BaseException:  # whatever else: a message the stream started is where "Sorry…" goes
+        _stop_streaming(reply, stream)
+        raise
     listed = result.closest if result.abstained else result.citations
     # Recorded before posting: a feedback click can arrive before chat.postMessage returns.
     conversations.complete(answer_id, result.answer, result.abstained, [_citation_record(c) for c in listed])
-    reply_ts = reply.send(answer_message(result, answer_id))
+    reply_ts = _deliver(reply, stream, result, answer_message(result, answer_id))
     conversations.set_reply(answer_id, reply_ts)
     log.info("answer %s posted in %s %.0f ms after the work began (retrieval %.0f ms)%s", answer_id,
              event["channel"], (time.perf_counter() - started) * 1000, result.timings_ms.get("total", 0.0),
@@ -178,18 +192,83 @@ def _answer_question(services: Services, reply: Reply, event: dict, question: st
     return reply_ts
 
 
-def _ask(services: Services, reply: Reply, question: str, history: list[str], transcript: list) -> Answer:
-    """The answer; with an LLM, the placeholder shows its text as it is written (drafts are checked too)."""
-    if services.settings.llm_provider == "none":
-        return services.kb.ask(question, history=history, transcript=transcript)
+def _start_stream(services: Services, reply: Reply, recipient: tuple[str | None, str | None],
+                  language: str) -> AnswerStream | None:
+    """A stream for this answer, started; None where answers are posted instead (streaming off, a
+    top-level DM answer, an answer resumed from an earlier attempt's message, or Slack refused)."""
+    if not (services.settings.slack_streaming and reply.thread_ts) or reply.placeholder_ts:
+        return None
+    texts = _by_language(slack_texts()["streaming"], language)
+    stream = AnswerStream(reply, recipient_team_id=recipient[0], recipient_user_id=recipient[1], texts=texts,
+                          buffer_chars=slack_texts()["limits"]["stream_buffer_chars"],
+                          on_started=lambda ts: _note_stream(services, reply, ts))
+    try:
+        stream.start(_document_count(services))
+    except StreamRefused:
+        return None
+    except StreamBroken as exc:
+        reply.resume_from(exc.ts, streamed=True)
+        return None
+    return stream
+
+
+def _note_stream(services: Services, reply: Reply, ts: str) -> None:
+    if reply.event_id:
+        services.deliveries.note_reply(reply.event_id, ts)
+
+
+def _document_count(services: Services) -> int:
+    try:
+        return services.kb.status().documents
+    except Exception:  # no index yet: the answer says why; the step shows no number
+        return 0
+
+
+def _stop_streaming(reply: Reply, stream: AnswerStream | None) -> None:
+    """Whatever is sent next replaces the stream's message instead of posting another one."""
+    if stream is not None and stream.ts:
+        reply.resume_from(stream.ts, streamed=True)
+
+
+def _ask(services: Services, reply: Reply, stream: AnswerStream | None, question: str, history: list[str],
+         transcript: list) -> tuple[Answer, AnswerStream | None]:
+    """The answer, and the stream still open; while an LLM writes, the stream (or else the placeholder,
+    at most every STREAM_UPDATE_S) shows its text so far (drafts are checked too)."""
+    if services.settings.llm_provider == "none" and stream is None:
+        return services.kb.ask(question, history=history, transcript=transcript), None
     shown_at = time.monotonic()
     for draft in services.kb.stream_answer(question, history=history, transcript=transcript):
         if draft.answer is not None:
-            return draft.answer
-        if time.monotonic() - shown_at >= STREAM_UPDATE_S:
+            return draft.answer, stream
+        if stream is not None:
+            try:
+                stream.write(draft.text)
+            except StreamBroken as exc:  # the rest goes through the placeholder path: chat.update
+                reply.resume_from(exc.ts, streamed=True)
+                stream = None
+        elif time.monotonic() - shown_at >= STREAM_UPDATE_S:
             reply.progress(draft_message(draft.text))
             shown_at = time.monotonic()
     raise RuntimeError("the answer stream ended without an answer")
+
+
+def _deliver(reply: Reply, stream: AnswerStream | None, result: Answer, message: Message) -> str:
+    """Stop the stream with the sources and feedback under the text, or post (or fill in) the message;
+    returns the ts of the message carrying the answer."""
+    if stream is None:
+        return reply.send(message)
+    body = len(answer_sections(result.answer, slack_texts()["limits"]))  # the streamed text stands for these
+    try:
+        exact = stream.finish(result.answer, message.blocks[body:], reply.metadata)
+    except StreamBroken as exc:
+        reply.resume_from(exc.ts, streamed=True)
+        return reply.send(message)
+    assert stream.ts is not None
+    reply.sent()
+    if exact:
+        return stream.ts
+    reply.resume_from(stream.ts)  # the checked answer differs from what was streamed: it replaces it
+    return reply.send(message)
 
 
 def _citation_record(citation) -> dict:

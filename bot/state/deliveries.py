@@ -10,6 +10,8 @@ included) *before* the ack, and the work on it is held under a lease:
   or it is finished: then the delivery is a duplicate and is dropped;
 - while this process holds leases, a heartbeat renews them every lease/3 s (an LLM
   writing for a minute keeps its event);
+- `note_reply` records the ts of a streamed answer as soon as it exists, so a retry finishes that
+  message instead of starting another;
 - `finish` ends an event (`done` with an outcome and the reply's ts, or `failed` with the
   permanent error); `release` gives it back after a transient failure, due again after a
   backoff;
@@ -170,6 +172,18 @@ class DeliveryLog:
     def finish(self, event_id: str, outcome: str = "answered", reply_ts: str | None = None) -> None:
         """The event's work is done: later deliveries are duplicates, even after a restart."""
         self._end(event_id, DONE, outcome, reply_ts)
+
+    def note_reply(self, event_id: str, reply_ts: str) -> None:
+        """The message answering a pending event exists already (a stream just started): a retry reads it
+        here, since Slack shows a stream's metadata only once it stops (bot/streaming.py)."""
+        with self._write() as connection:
+            connection.execute(update(deliveries).where(_C.event_id == event_id, _C.status == PENDING)
+                               .values(reply_ts=reply_ts))
+
+    def noted_reply(self, event_id: str) -> str | None:
+        """The ts `note_reply` recorded for an event (or `finish` did), if any."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(_C.reply_ts).where(_C.event_id == event_id)).scalar()
 
     def fail(self, event_id: str, outcome: str) -> None:
         """A permanent failure (`outcome` names it, e.g. Slack's `channel_not_found`): never retried."""
