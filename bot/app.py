@@ -31,8 +31,10 @@ SERVER_ERROR_RETRIES = 2  # after 0.5 s, then 1 s (slack_sdk's backoff)
 # Calls that may have taken effect although Slack answered 5xx or the connection dropped: never repeated
 # blind. The answer's chat.postMessage is repeated by the resumer after reading the thread back; a stream's
 # start would make a second message and a repeated append would show its text twice (the answer is then
-# filled in with chat.update instead: bot/streaming.py).
-NOT_BLINDLY_REPEATED = ("/chat.postMessage", "/chat.startStream", "/chat.appendStream")
+# filled in with chat.update instead: bot/streaming.py). A canvas call that failed that way may have created
+# the canvas: the clicker is told, and can click again.
+NOT_BLINDLY_REPEATED = ("/chat.postMessage", "/chat.startStream", "/chat.appendStream", "/canvases.create",
+                        "/conversations.canvases.create")
 Register = Callable[[App, Services], None]
 
 

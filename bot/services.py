@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from bot.state.conversations import ConversationLog
 from bot.state.deliveries import DeliveryLog
 from bot.state.feedback import FeedbackLog
+from bot.state.home_visits import HomeVisits
 from decision.dialogue_store import DialogueStore
 from retrieval.build_registry import BuildFollower
 from retrieval.embeddings import EmbeddingError
@@ -53,6 +54,8 @@ class Services:
     database: Engine | None = None
     # On a shared (PostgreSQL) database: the listener that swaps in builds other replicas publish.
     follower: BuildFollower | None = None
+    # Who opened the App Home: whose home a re-index republishes (bot/home.py).
+    home_visits: HomeVisits | None = None
 
     def load_index_in_background(self) -> threading.Thread:
         """Load (or first build) the index without holding up the HTTP server's start; on a shared
@@ -97,13 +100,16 @@ class Services:
 def build_services(settings: Settings, kb: KnowledgeBase | None = None) -> Services:
     """The process's services; pass `kb` to share an already-loaded knowledge base (tests)."""
     database = open_state(settings)  # upgrades the embedded SQLite file; a shared database must be current
+    kb = kb if kb is not None else KnowledgeBase(settings, database=database)
     return Services(
         settings=settings,
-        kb=kb if kb is not None else KnowledgeBase(settings, database=database),
+        kb=kb,
         deliveries=DeliveryLog(database, lease_s=settings.delivery_lease_s),
-        conversations=ConversationLog(database),
+        # Each answer records the build that answered it (loaded_build never loads or builds an index).
+        conversations=ConversationLog(database, current_build=lambda: kb.loaded_build),
         feedback=FeedbackLog(database),
         dialogues=DialogueStore(database),
+        home_visits=HomeVisits(database),
         database=database,
         executor=ThreadPoolExecutor(max_workers=settings.slack_workers, thread_name_prefix="slack-listener"),
     )

@@ -10,6 +10,7 @@ message are built from one `StrategyReport`, so they always agree. Texts live in
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -249,7 +250,8 @@ def render_markdown(report: StrategyReport) -> str:
     lines += [f"## {h['reasons']}", ""]
     lines += [f"{i}. {r.sentence}" for i, r in enumerate(report.reasons, 1)] or [t["no_reasons"]]
     lines += ["", f"## {h['flip']}", "", report.flip or t["no_flip"], ""]
-    lines += [f"## {h['next_steps']}", ""] + [f"- {step}" for step in report.next_steps] + [""]
+    lines += [f"## {h['next_steps']}", "", f"_{t['next_steps_note']}_", ""]
+    lines += [f"- {suggested_step(step)}" for step in report.next_steps] + [""]
     if report.answers:
         lines += [f"## {h['answers']}", ""]
         lines += [f"- {t['answer_line'].format(question=q, answer=a)}" for q, a in report.answers] + [""]
@@ -258,6 +260,15 @@ def render_markdown(report: StrategyReport) -> str:
         for c in report.citations:
             lines += [source_line(c), "", t["quote_line"].format(quote=c.quote), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+CITATION_MARK = re.compile(r"\s*\[\d+\]")
+
+
+def suggested_step(step: str) -> str:
+    """A next step as shown: without anything that looks like a citation ("[2]"). Steps come from the
+    decision model, not from a retrieved passage, so none may look as if a document backed it."""
+    return CITATION_MARK.sub("", step).strip()
 
 
 def score_lines(report: StrategyReport) -> list[str]:

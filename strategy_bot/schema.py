@@ -41,7 +41,10 @@ answers = Table(
     Column("citations", Text),  # JSON list
     Column("reply_ts", Text),
     Column("created_at", Double, nullable=False),
+    Column("build_id", Text),  # the index build that answered (0003): what a 👎 points at
     Index("answers_thread", "channel", "thread_ts", "id"),
+    Index("answers_user", "user_id", "id"),  # a user's recent questions (App Home)
+    Index("answers_created_at", "created_at"),  # the last 30 days (App Home, admins)
     sqlite_autoincrement=True,  # as before: an id is never reused, so feedback never points at another answer
 )
 
@@ -57,7 +60,18 @@ feedback = Table(
     Column("citations", Text, nullable=False),  # JSON list
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    Column("build_id", Text),  # the index build that answered (0003)
+    Column("reason", Text),  # why a 👎 (0003): one of bot/state/feedback.py's REASONS
+    Column("reason_text", Text),  # the voter's own words, bounded (0003)
     PrimaryKeyConstraint("answer_id", "user_id"),
+)
+
+# Who opened the App Home and when (0003): the homes republished after a re-index (bot/home.py).
+home_visits = Table(
+    "home_visits", metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("opened_at", Double, nullable=False),
+    Index("home_visits_opened_at", "opened_at"),
 )
 
 # /strategy-check questionnaires, one per thread (decision/dialogue_store.py). `version` grows by one on

@@ -16,6 +16,10 @@
   (kept: `ephemeral()`) check their arguments as Slack does; `hold(method)` keeps a method's
   responses back (the message is posted, the answer not sent) until `release(method)`, to kill
   a bot mid-post.
+- Views and canvases: `views.open` (a modal, needs a trigger_id) and `views.publish` (a home tab) are
+  validated with slack_sdk's view and block models and kept (`opened_views()`, `home_of(user)`);
+  `conversations.canvases.create` (one channel canvas per channel) and `canvases.create` keep the
+  canvases (`canvases()`); `refuse_canvases(error)` makes both refuse as a workspace without canvases does.
 - `FakeSocketModeServer`: the WebSocket end of Socket Mode (ws:// on loopback) that pushes
   `events_api` envelopes and records the bot's acks.
 - `sign(...)`: Slack's v0 request signature headers.
@@ -142,6 +146,10 @@ class FakeSlackAPI:
         self._refuse_streaming: str | None = None
         self._break_streams: str | None = None
         self._ephemeral: list[dict] = []
+        self._views: list[dict] = []  # modals opened by views.open, in order
+        self._homes: dict[str, dict] = {}  # user -> their published home view
+        self._canvases: list[dict] = []  # canvases created: {canvas_id, channel_id, title, markdown, method}
+        self._canvases_refused: str | None = None
         self._cond = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
 
@@ -216,6 +224,23 @@ class FakeSlackAPI:
         with self._cond:
             self._users[user_id] = {"id": user_id, "name": user_id.lower(), "team_id": self.team_id,
                                     "is_admin": False, "is_owner": False, "is_bot": False, **fields}
+
+    def refuse_canvases(self, error: str | None = "free_team_canvas_not_allowed") -> None:
+        """Both canvas methods answer `error`, as a workspace without canvases does (None: allowed again)."""
+        with self._cond:
+            self._canvases_refused = error
+
+    def canvases(self) -> list[dict]:
+        with self._cond:
+            return [dict(c) for c in self._canvases]
+
+    def opened_views(self) -> list[dict]:
+        with self._cond:
+            return list(self._views)
+
+    def home_of(self, user: str) -> dict | None:
+        with self._cond:
+            return self._homes.get(user)
 
     def hold(self, method: str) -> None:
         """Calls of `method` are carried out (a message is posted) but not answered until `release`."""
@@ -374,6 +399,10 @@ class FakeSlackAPI:
         if method == "files.info":
             fake = self._files.get(str(body.get("file")))
             return {"ok": True, "file": fake.info(self.url)} if fake else {"ok": False, "error": "file_not_found"}
+        if method in {"views.open", "views.publish"}:
+            return self._view(method, body)
+        if method in {"canvases.create", "conversations.canvases.create"}:
+            return self._canvas(method, body)
         if method == "users.info":
             user = self._users.get(str(body.get("user")))
             return {"ok": True, "user": user or {"id": body.get("user"), "is_admin": False, "is_owner": False,
@@ -435,6 +464,55 @@ class FakeSlackAPI:
                 if metadata:
                     message["metadata"] = metadata
             return {"ok": True, "channel": channel, "ts": ts}
+    def _view(self, method: str, body: dict) -> dict:
+        """views.open (a modal for a fresh trigger_id) / views.publish (a user's home), in Slack's shapes."""
+        view = body.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return {"ok": False, "error": "invalid_arguments"}
+        if method == "views.open" and not body.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if method == "views.publish" and not body.get("user_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        wanted = "modal" if method == "views.open" else "home"
+        problem = view_problem(view, wanted) if self.validate_blocks else None
+        if problem:
+            return {"ok": False, "error": problem}
+        shown = {**view, "id": f"V{uuid.uuid4().hex[:10].upper()}", "team_id": self.team_id, "app_id": APP_ID,
+                 "bot_id": self.bot_id, "state": {"values": {}}, "hash": f"{time.time():.6f}.{uuid.uuid4().hex[:8]}",
+                 "root_view_id": None, "previous_view_id": None}
+        with self._cond:
+            if method == "views.open":
+                self._views.append(shown)
+            else:
+                self._homes[str(body["user_id"])] = shown
+        return {"ok": True, "view": shown}
+
+    def _canvas(self, method: str, body: dict) -> dict:
+        """canvases.create / conversations.canvases.create: `{"ok": true, "canvas_id": "F…"}` as Slack answers;
+        a channel has at most one channel canvas (`channel_canvas_already_exists`)."""
+        content = body.get("document_content") or {}
+        if isinstance(content, str):
+            content = json.loads(content)
+        channel = body.get("channel_id")
+        with self._cond:
+            if self._canvases_refused:
+                return {"ok": False, "error": self._canvases_refused}
+            if method == "conversations.canvases.create" and not channel:
+                return {"ok": False, "error": "channel_not_found"}
+            if content and (content.get("type") != "markdown" or not isinstance(content.get("markdown"), str)):
+                return {"ok": False, "error": "invalid_arguments"}
+            if len(content.get("markdown") or "") > 1_048_576:
+                return {"ok": False, "error": "canvas_creation_failed"}
+            if method == "conversations.canvases.create" and any(
+                    c["channel_id"] == channel and c["method"] == method for c in self._canvases):
+                return {"ok": False, "error": "channel_canvas_already_exists"}
+            canvas_id = f"F{uuid.uuid4().hex[:10].upper()}"
+            self._canvases.append({"canvas_id": canvas_id, "channel_id": channel, "title": body.get("title"),
+                                   "markdown": content.get("markdown", ""), "method": method})
+        return {"ok": True, "canvas_id": canvas_id}
 
     def _keep(self, method: str, channel: str, message: dict) -> None:
         with self._cond:
@@ -494,13 +572,14 @@ def _metadata_of(body: dict) -> dict | None:
     return None
 
 
-def sdk_block_problem(blocks: list[dict]) -> str | None:
+def sdk_block_problem(blocks: list[dict], limit: int = 50) -> str | None:
     """`invalid_blocks` for a block slack-sdk's block models reject (unknown type, a field over Slack's
-    published limits), as Slack would; None when every block is valid."""
+    published limits, a missing field), as Slack would, or for more than `limit` blocks (50 in a message,
+    100 in a modal or home tab); None when every block is valid."""
     from slack_sdk.errors import SlackObjectFormationError
     from slack_sdk.models.blocks import Block
 
-    if len(blocks) > 50:
+    if not isinstance(blocks, list) or len(blocks) > limit:
         return "invalid_blocks"
     for block in blocks:
         parsed = Block.parse(block) if isinstance(block, dict) else None
@@ -508,9 +587,24 @@ def sdk_block_problem(blocks: list[dict]) -> str | None:
             return "invalid_blocks"
         try:
             parsed.validate_json()
-        except SlackObjectFormationError:
+        except (SlackObjectFormationError, TypeError, KeyError, AttributeError):
             return "invalid_blocks"
     return None
+
+
+def view_problem(view: Any, wanted: str) -> str | None:
+    """A views.open / views.publish refusal: the wrong type, a title or metadata over Slack's limits
+    (slack_sdk's View model), or blocks it refuses (at most 100)."""
+    from slack_sdk.errors import SlackObjectFormationError
+    from slack_sdk.models.views import View
+
+    if not isinstance(view, dict) or view.get("type") != wanted:
+        return "invalid_arguments"
+    try:
+        View(**view).validate_json()
+    except (SlackObjectFormationError, TypeError, KeyError, AttributeError):
+        return "invalid_arguments"
+    return sdk_block_problem(view.get("blocks") or [], 100)
 
 
 def _assistant_problem(method: str, body: dict) -> dict | None:
@@ -556,6 +650,7 @@ def message_problem(body: dict) -> str | None:
             for element in block.get("elements", []):
                 if len(str(element.get("value", ""))) > 2000 or len(element.get("action_id", "")) > 255:
                     return "invalid_blocks"
+        return sdk_block_problem(blocks, 50)  # and whatever slack_sdk's block models refuse
     return None
 
 
@@ -859,7 +954,7 @@ def block_action_payload(action_id: str, value: str, *, user: str = USER_ID, cha
         container["thread_ts"] = thread_ts
     action: dict[str, Any] = {"action_id": action_id, "block_id": block_id, "type": action_type,
                               "action_ts": f"{time.time():.6f}"}
-    if action_type == "button":
+    if action_type in ("button", "feedback_buttons"):
         action.update(value=value, text={"type": "plain_text", "text": value[:20] or "button", "emoji": True})
     elif selected_option is not None:
         action["selected_option"] = selected_option
@@ -902,6 +997,47 @@ def message_shortcut_payload(callback_id: str, text: str, *, user: str = USER_ID
         "channel": {"id": channel, "name": "general"}, "is_enterprise_install": False, "enterprise": None,
         "callback_id": callback_id, "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.x",
         "response_url": response_url, "message_ts": message_ts, "message": message,
+    }
+    return urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
+
+
+def home_opened_event(user: str = USER_ID, tab: str = "home") -> dict:
+    """An `app_home_opened` event (`tab` "home" or "messages"), as Slack sends it when a user opens the app."""
+    return {"type": "app_home_opened", "user": user, "channel": DM_CHANNEL_ID, "tab": tab,
+            "event_ts": f"{time.time():.6f}"}
+
+
+def home_action_payload(action_id: str, value: str, *, user: str = USER_ID) -> str:
+    """A `block_actions` click on a button in the App Home (no channel, no message, no response_url)."""
+    view_id = f"V{uuid.uuid4().hex[:10].upper()}"
+    payload = {
+        "type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
+        "api_app_id": APP_ID, "token": "legacy-token", "container": {"type": "view", "view_id": view_id},
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        "team": {"id": TEAM_ID, "domain": "fake"}, "enterprise": None, "is_enterprise_install": False,
+        "view": {"id": view_id, "type": "home", "team_id": TEAM_ID, "blocks": [], "state": {"values": {}}},
+        "actions": [{"action_id": action_id, "block_id": "home_admin", "type": "button", "value": value,
+                     "text": {"type": "plain_text", "text": value}, "action_ts": f"{time.time():.6f}"}],
+    }
+    return urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
+
+
+def view_submission_payload(view: dict, values: dict, *, user: str = USER_ID) -> str:
+    """A modal's `view_submission` as Slack POSTs it: the opened view back with the inputs' state.
+
+    `values`: {block_id: {action_id: value}}, a value being a selected option's value (radio buttons,
+    given as {"selected_option": ...}) or a text input's text."""
+    state: dict = {}
+    for block_id, actions in values.items():
+        for action_id, value in actions.items():
+            entry = ({"type": "radio_buttons", "selected_option": value} if isinstance(value, dict)
+                     else {"type": "plain_text_input", "value": value})
+            state.setdefault(block_id, {})[action_id] = entry
+    payload = {
+        "type": "view_submission", "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID}, "api_app_id": APP_ID,
+        "token": "legacy-token", "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        "view": {**view, "state": {"values": state}}, "response_urls": [], "is_enterprise_install": False,
     }
     return urlencode({"payload": json.dumps(payload, ensure_ascii=False)})
 

@@ -101,7 +101,7 @@ def test_a_result_with_very_long_texts_still_fits_slacks_limits(model):
     text, blocks = ui.result_message(report, Dialogue("C1", THREAD, "U1"))
     assert accepted(text, blocks)
     assert blocks[0]["text"]["text"] == "Recommendation: Hybrid"
-    assert {e["action_id"] for e in elements(blocks)} == {ui.EXPORT, ui.BACK, ui.RESTART}
+    assert {e["action_id"] for e in elements(blocks)} == {ui.CANVAS, ui.EXPORT, ui.BACK, ui.RESTART}
     assert text.startswith("Recommendation: Hybrid\n")
     export = ui.export_text(report)
     assert message_problem({"channel": "C1", "text": export}) is None and export.endswith("```")
@@ -143,3 +143,28 @@ def test_question_fallback_texts_are_escaped_too(model):
     text, _ = ui.question_message(model, Dialogue("C1", THREAD, "U1"), hostile)
     answered, _ = ui.answered_message(model, hostile, hostile.options[0].value)
     assert not any(markup in shown for markup in RAW_MARKUP for shown in (text, answered))
+
+
+def test_the_result_shows_scores_as_a_table_the_flip_as_a_callout_and_next_steps_as_uncited_suggestions(model):
+    decision = evaluate(model, MIDDLE)
+    scores = tuple((k, model.recommendation(k).label, decision.scores[k]) for k in ("hybrid", "closed", "open"))
+    report = StrategyReport(
+        recommendation="hybrid", label="Hybrid", headline="Recommendation: Hybrid", scores=scores,
+        reasons=(), citations=(), flip="If your data were regulated, closed source would win.",
+        flip_recommendation="closed", next_steps=("Pick a licence [2]", "Plan the release"), answers=())
+    text, blocks = ui.result_message(report, Dialogue("C1", THREAD, "U1"))
+    assert accepted(text, blocks)
+    table = next(b for b in blocks if b["type"] == "table")
+    rows = [[cell["text"] for cell in row] for row in table["rows"]]
+    assert rows[0][:2] == ["Option", "Score"]
+    assert [row[:2] for row in rows[1:]] == [[label, f"{score:g}"] for _, label, score in scores]
+    assert rows[1][2] == "(recommended)" and rows[2][2] == rows[3][2] == ""
+    callout = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "would change" in b["text"]["text"])
+    assert callout == ":warning: *What would change the answer*\n>If your data were regulated, closed source would win."
+    steps = next(b["text"]["text"] for b in blocks if b["type"] == "section" and "Next steps" in b["text"]["text"])
+    assert "suggestions, not from the documents" in steps and "[2]" not in steps and "• Pick a licence" in steps
+    markdown = report.to_markdown()
+    assert "- Pick a licence\n" in markdown and "[2]" not in markdown
+    assert "_(suggestions, not from the documents)_" in markdown
+    no_flip = dataclasses.replace(report, flip=None, flip_recommendation=None)
+    assert ":warning:" not in json.dumps(ui.result_message(no_flip, Dialogue("C1", THREAD, "U1"))[1])

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bot.blocks.answer import FEEDBACK_ACTION_PREFIX, answer_message, parse_feedback_value, simple_message
+from bot.blocks.answer import FEEDBACK_ACTION_ID, answer_message, parse_feedback_value, simple_message
 from bot.blocks.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, escape, plain_question, trim
 from retrieval.answer import Answer, Citation
 
@@ -28,11 +28,12 @@ def test_answer_then_sources_then_feedback_buttons():
     assert sections[1] == "*Sources*"
     assert sections[2] == "*[1] 开源与闭源 › 成本*\n>开源模型可以建立社区。"
     assert sections[3].startswith("*[2] 开源与闭源 › 社区*\n>")
-    actions = message.blocks[-1]
-    assert actions["type"] == "actions"
-    assert [e["action_id"] for e in actions["elements"]] == [f"{FEEDBACK_ACTION_PREFIX}up",
-                                                              f"{FEEDBACK_ACTION_PREFIX}down"]
-    assert [parse_feedback_value(e["value"]) for e in actions["elements"]] == [(42, "up"), (42, "down")]
+    feedback = message.blocks[-1]  # Slack's native feedback buttons
+    assert feedback["type"] == "context_actions"
+    [element] = feedback["elements"]
+    assert element["type"] == "feedback_buttons" and element["action_id"] == FEEDBACK_ACTION_ID
+    assert [parse_feedback_value(element[side]["value"]) for side in ("positive_button", "negative_button")] == [
+        (42, "up"), (42, "down")]
     assert message.text == "开源降低成本。 [1]"
 
 
@@ -79,7 +80,7 @@ def test_huge_passages_and_many_citations_stay_within_slack_limits():
     message = answer_message(answer, 3)
     assert len(message.blocks) <= MAX_BLOCKS
     assert all(0 < len(t) <= SECTION_TEXT_LIMIT for t in texts_of(message.blocks))
-    assert message.blocks[-1]["type"] == "actions"  # the feedback buttons survive the cut
+    assert message.blocks[-1]["type"] == "context_actions"  # the feedback buttons survive the cut
     assert len(message.text) <= 300
     assert all("<!channel>" not in t for t in texts_of(message.blocks))
 

@@ -347,21 +347,23 @@ def test_a_failure_is_told_to_the_user(bot, slack):
 def test_feedback_clicks_are_recorded_and_acknowledged_in_the_thread(bot, slack):
     event = mention(bot)
     post = wait_post(slack, event["ts"])
-    up, down = post.body["blocks"][-1]["elements"]
+    [buttons] = post.body["blocks"][-1]["elements"]  # Slack's native feedback_buttons element
+    up, down = buttons["positive_button"], buttons["negative_button"]
     answer_id = _answer_id(post)
 
     def click(button, user="U0VOTER01"):
-        form = block_action_payload(button["action_id"], button["value"], user=user, message_ts=new_ts(),
+        form = block_action_payload(buttons["action_id"], button["value"], user=user, message_ts=new_ts(),
                                     thread_ts=event["ts"], message_blocks=post.body["blocks"],
-                                    block_id="answer_feedback")
+                                    block_id="answer_feedback", action_type="feedback_buttons")
         assert bot.send_form(form).status == 200
 
     click(up)
     note = slack.wait_for("chat.postEphemeral")[0].body
     assert note["user"] == "U0VOTER01" and note["thread_ts"] == event["ts"] and "👍" in note["text"]
     click(up)  # the same vote again: counted once
-    click(down, user="U0VOTER02")
-    slack.wait_for("chat.postEphemeral", count=3)
+    slack.wait_for("chat.postEphemeral", count=2)
+    click(down, user="U0VOTER02")  # a 👎 asks why, in a modal
+    assert slack.wait_for("views.open")[0].body["view"]["callback_id"] == "feedback_reason"
     votes = {(f.user_id, f.vote) for f in bot.services.feedback.all() if f.answer_id == answer_id}
     assert votes == {("U0VOTER01", "up"), ("U0VOTER02", "down")}
     record = next(f for f in bot.services.feedback.all() if f.answer_id == answer_id)
@@ -450,4 +452,4 @@ def test_a_huge_title_is_trimmed_not_refused(hostile_bot, slack, hostile_kb):
 
 
 def _answer_id(post) -> int:
-    return json.loads(post.body["blocks"][-1]["elements"][0]["value"])["answer_id"]
+    return json.loads(post.body["blocks"][-1]["elements"][0]["positive_button"]["value"])["answer_id"]

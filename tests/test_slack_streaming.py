@@ -84,7 +84,7 @@ def expected_tail(kb, question: str, answer_id: int) -> list[dict]:
 
 
 def answer_id_of(blocks: list[dict]) -> int:
-    return json.loads(blocks[-1]["elements"][0]["value"])["answer_id"]
+    return json.loads(blocks[-1]["elements"][0]["positive_button"]["value"])["answer_id"]
 
 
 def test_a_mention_is_streamed_and_ends_with_sources_and_feedback(bot, slack, kb):
@@ -100,7 +100,7 @@ def test_a_mention_is_streamed_and_ends_with_sources_and_feedback(bot, slack, kb
     appended = slack.calls("chat.appendStream")
     assert appended and appended[0].at < stop.at
     blocks = stop.body["blocks"]
-    assert any(b["type"] == "actions" for b in blocks) and "*Sources*" in json.dumps(blocks)
+    assert any(b["type"] == "context_actions" for b in blocks) and "*Sources*" in json.dumps(blocks)
     assert blocks == expected_tail(kb, QUESTION, answer_id_of(blocks))
     [message] = in_thread(slack, event["ts"])  # one message: the stream; nothing posted beside it
     assert message["text"] == escape(kb.ask(QUESTION).answer)

@@ -522,3 +522,66 @@ def test_a_malformed_decision_model_stops_the_bot_at_start_up_naming_the_entry(s
         with running_bot(bot_settings(data_dir, slack, decision_model_file=bad), kb=kb):
             pass
     assert "question 'ecosystem_value' option 'useful': weight 'open' must be a number, got 'lots'" in str(error.value)
+
+
+# --------------------------------------------------------------------------- the decision record as a canvas
+
+
+def finished_thread(slack, bot, model) -> tuple[StrategyThread, Message]:
+    thread = StrategyThread(slack, bot, USER_ID, CHANNEL_ID).start("hospital triage assistant")
+    for key in model.question_keys:
+        result = thread.answer_and_wait(ALL_CLOSED[key])
+    return thread, result
+
+
+def test_save_as_canvas_creates_one_canvas_with_the_whole_record_however_often_it_is_clicked(
+        slack, data_dir, kb, model):
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        thread, result = finished_thread(slack, bot, model)
+        assert any(b["type"] == "table" for b in result.blocks)  # Slack accepted it: the fake validates tables
+        count = len(thread.posts())
+        thread.click(result, "strategy_check:canvas")
+        thread.click(result, "strategy_check:canvas")  # a double click
+        thread.click(result, "strategy_check:canvas", user=OTHER_USER)  # someone else, a moment later
+        saved = thread.wait_posts(count + 1)
+        slack.wait_for("chat.postEphemeral", 2)
+        slack.settle()
+        canvases = slack.canvases()
+        assert len(canvases) == 1 and len(thread.posts()) == count + 1
+        [canvas] = canvases
+        assert canvas["method"] == "conversations.canvases.create" and canvas["channel_id"] == CHANNEL_ID
+        assert canvas["title"] == "Recommendation: Closed source"
+        markdown = canvas["markdown"]
+        for heading in ("## Scores", "## Why", "## What would change the answer", "## Next steps",
+                        "## Your answers", "## Sources"):
+            assert heading in markdown
+        assert "_(suggestions, not from the documents)_" in markdown
+        assert re.search(r"^\d\. .*\[\d\]$", markdown, re.M), "cited reasons keep their [n]"
+        assert canvas["canvas_id"] in saved.text and "https://fake.slack.com/docs/" in saved.text
+        notes = [c.body["text"] for c in slack.calls("chat.postEphemeral")]
+        assert all("nothing new was created" in note for note in notes), notes
+
+        # The channel has its channel canvas now: a second strategy check's record is a canvas tabbed in it.
+        other, result = finished_thread(slack, bot, model)
+        count = len(other.posts())
+        other.click(result, "strategy_check:canvas")
+        other.wait_posts(count + 1)
+        assert [c["method"] for c in slack.canvases()] == ["conversations.canvases.create", "canvases.create"]
+        assert slack.canvases()[1]["channel_id"] == CHANNEL_ID
+
+
+def test_a_workspace_without_canvases_gets_the_plain_markdown_export_and_can_try_again(slack, data_dir, kb, model):
+    slack.refuse_canvases("free_team_canvas_not_allowed")
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        thread, result = finished_thread(slack, bot, model)
+        count = len(thread.posts())
+        thread.click(result, "strategy_check:canvas")
+        exported = thread.wait_posts(count + 1)
+        assert "free_team_canvas_not_allowed" in exported.text
+        body = exported.text.split("```", 2)[1].strip("\n")
+        assert body.splitlines()[0] == "Recommendation: Closed source" and "## Why" in body
+        assert slack.canvases() == []
+        slack.refuse_canvases(None)  # canvases switched on: the same button now makes one
+        thread.click(result, "strategy_check:canvas")
+        thread.wait_posts(count + 2)
+        assert len(slack.canvases()) == 1

@@ -4,7 +4,7 @@ Layout (Block Kit):
     section   the answer (or the "not covered" notice), split if longer than one block allows
     section   *Sources*  (or "The closest sections are:" when the bot declined)
     section   *[n] Title › section*  + a quoted snippet, one block per source
-    actions   👍 / 👎, whose value names the answer they rate
+    context_actions   Slack's native 👍 / 👎 (a feedback_buttons element), whose values name the answer they rate
 
 Slack refuses a message with a section over 3,000 characters or over 50 blocks, so
 every piece is escaped first and then trimmed to fit: a huge passage makes a shorter
@@ -16,11 +16,14 @@ import json
 import re
 from dataclasses import dataclass
 
+from slack_sdk.models.blocks import ContextActionsBlock, FeedbackButtonObject, FeedbackButtonsElement, PlainTextObject
+
 from bot.blocks.text import MAX_BLOCKS, SECTION_TEXT_LIMIT, escape, one_line, section, slack_texts, trim
 from retrieval.answer import Answer, Citation, load_templates
 
 FEEDBACK_BLOCK_ID = "answer_feedback"
-FEEDBACK_ACTION_PREFIX = "answer_feedback_"
+FEEDBACK_ACTION_PREFIX = "answer_feedback_"  # answer_feedback_up / _down: the classic buttons of older answers
+FEEDBACK_ACTION_ID = "answer_feedback"  # the feedback_buttons element: which vote is in its value
 
 
 @dataclass(frozen=True)
@@ -123,20 +126,19 @@ def source_block(citation: Citation, limits: dict, original: str | None = None) 
 
 
 def feedback_actions(answer_id: int) -> dict:
-    labels = slack_texts()["feedback_buttons"]
-    return {
-        "type": "actions",
-        "block_id": FEEDBACK_BLOCK_ID,
-        "elements": [
-            {
-                "type": "button",
-                "action_id": f"{FEEDBACK_ACTION_PREFIX}{vote}",
-                "text": {"type": "plain_text", "text": labels[vote], "emoji": True},
-                "value": json.dumps({"answer_id": answer_id, "vote": vote}),
-            }
-            for vote in ("up", "down")
-        ],
-    }
+    """Slack's native feedback buttons (a context_actions block), built with slack_sdk's models so
+    the limits (75-character labels, 2,000-character values) are checked here, not by a refused post."""
+    texts = slack_texts()
+    labels, spoken = texts["feedback_buttons"], texts["feedback_accessibility"]
+
+    def button(vote: str) -> FeedbackButtonObject:
+        return FeedbackButtonObject(text=PlainTextObject(text=labels[vote], emoji=True),
+                                    accessibility_label=spoken[vote],
+                                    value=json.dumps({"answer_id": answer_id, "vote": vote}))
+
+    element = FeedbackButtonsElement(action_id=FEEDBACK_ACTION_ID, positive_button=button("up"),
+                                     negative_button=button("down"))
+    return ContextActionsBlock(block_id=FEEDBACK_BLOCK_ID, elements=[element]).to_dict()
 
 
 def notification_text(answer_text: str, limit: int) -> str:

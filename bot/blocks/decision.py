@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from slack_sdk.models.blocks import TableBlock
 
 from bot.blocks.text import escape, section, trim
 from decision.dialogue_store import Dialogue
 from decision.model import DecisionModel, Question
-from decision.report import StrategyReport, score_lines, source_line, tie_note
+from decision.report import StrategyReport, format_score, source_line, suggested_step, tie_note
 from decision.report import load_templates as report_templates
 
 TEXTS_PATH = Path(__file__).resolve().parent.parent.parent / "prompts" / "strategy_check_slack.yaml"
@@ -28,7 +29,9 @@ BACK = f"{ACTION_PREFIX}:back"
 RESTART = f"{ACTION_PREFIX}:restart"
 CANCEL = f"{ACTION_PREFIX}:cancel"
 EXPORT = f"{ACTION_PREFIX}:export"
+CANVAS = f"{ACTION_PREFIX}:canvas"
 RESULT_KEY = "__result__"  # Dialogue.message_ts key of the result message
+CELL_LIMIT = 2000  # Slack: characters of a table cell
 SECTION_LIMIT = 2900  # Slack rejects section text over 3000 characters
 TEXT_LIMIT = 40000  # Slack rejects a message text over 40,000 characters
 FALLBACK_LIMIT = 3000  # the result's plain `text` is only the notification fallback: the blocks carry it all
@@ -169,35 +172,77 @@ def cancelled_message(dialogue: Dialogue, question_key: str, user_id: str) -> tu
 
 
 def result_message(report: StrategyReport, dialogue: Dialogue) -> tuple[str, list[dict[str, Any]]]:
-    """The recommendation, scores, cited reasons, flip, next steps, sources and export/navigation."""
+    """The recommendation, a table of the scores, cited reasons, the flip as a callout, next steps marked
+    as suggestions, sources, and the canvas / export / navigation buttons."""
     r = report_templates()
     h = r["headings"]
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": report.headline}}]
     if report.context:
         blocks.append(_context(escape(r["context_line"].format(context=report.context))))
-    scores = [escape(line).replace("- ", "• ", 1) for line in score_lines(report)]
-    if tie_note(report):
-        scores.append(f"_{escape(tie_note(report))}_")
-    blocks.append(_section(f"*{h['scores']}*\n" + "\n".join(scores)))
+    scores_head = f"*{h['scores']}*" + (f"\n_{escape(tie_note(report))}_" if tie_note(report) else "")
+    blocks += [_section(scores_head), scores_table(report)]
     reasons = [f"{i}. {escape(reason.sentence)}" for i, reason in enumerate(report.reasons, 1)] or [r["no_reasons"]]
     blocks.append(_section(f"*{h['reasons']}*\n" + "\n".join(reasons)))
-    blocks.append(_section(f"*{h['flip']}*\n" + escape(report.flip or r["no_flip"])))
-    blocks.append(_section(f"*{h['next_steps']}*\n" + "\n".join(f"• {escape(s)}" for s in report.next_steps)))
+    blocks.append(flip_block(report))
+    steps = "\n".join(f"• {escape(suggested_step(s))}" for s in report.next_steps)
+    blocks.append(_section(f"*{h['next_steps']}* _{r['next_steps_note']}_\n{steps}"))
     if report.citations:
         blocks.append(_section(f"*{h['sources']}*\n" + "\n".join(_source(c) for c in report.citations)))
     value = ActionValue(dialogue.thread_ts, RESULT_KEY)
     b = texts()["buttons"]
     blocks.append({"type": "actions", "block_id": "result", "elements": [
-        _button(b["export"], EXPORT, value, style="primary"), _button(b["back"], BACK, value),
-        _button(b["restart"], RESTART, value)]})
+        _button(b["canvas"], CANVAS, value, style="primary"), _button(b["export"], EXPORT, value),
+        _button(b["back"], BACK, value), _button(b["restart"], RESTART, value)]})
     # The fallback `text` is rendered by Slack too (notifications, some clients): escaped like the blocks.
     return trim(escape(report.to_markdown()), FALLBACK_LIMIT), blocks
+
+
+def scores_table(report: StrategyReport) -> dict[str, Any]:
+    """The scores per option as a Slack table block (slack_sdk's TableBlock checks it has rows).
+
+    raw_text cells are shown verbatim (no mrkdwn), so option labels need no escaping here."""
+    r = report_templates()
+    t = texts()["table"]
+
+    def cell(text: str) -> dict[str, str]:
+        return {"type": "raw_text", "text": trim(text, CELL_LIMIT)}
+
+    rows = [[cell(t["option"]), cell(t["score"]), cell("")]]
+    rows += [[cell(label), cell(format_score(score)), cell(r["recommended_mark"].strip() if key == report.recommendation
+                                                           else "")]
+             for key, label, score in report.scores]
+    return TableBlock(block_id="scores", rows=rows,
+                      column_settings=[{"is_wrapped": True}, {"align": "right"}, None]).to_dict()
+
+
+def flip_block(report: StrategyReport) -> dict[str, Any]:
+    """What would change the answer, as a callout: a section with a warning sign whose text is a quote
+    (Slack draws a bar beside it), so it stands apart from the reasons; plain when nothing would.
+
+    Why not Slack's `alert` block (slack_sdk has AlertBlock): it is documented for modals only, with
+    200 characters of text (slackapi/java-slack-sdk#1610); a message carrying one risks being refused
+    whole, and the result is the one message that must always post."""
+    r = report_templates()
+    heading = r["headings"]["flip"]
+    if not report.flip:
+        return _section(f"*{heading}*\n{escape(r['no_flip'])}")
+    return _section(texts()["flip_callout"].format(heading=heading, flip=escape(report.flip)))
 
 
 def _source(citation) -> str:
     limit = int(texts()["quote_chars"])
     quote = citation.quote if len(citation.quote) <= limit else citation.quote[: limit - 1] + "…"
     return f"{escape(source_line(citation))}\n>{escape(quote)}"
+
+
+def canvas_title(report: StrategyReport) -> str:
+    """A canvas's title: the headline (plain text: canvases show titles verbatim)."""
+    return report.headline[:120]
+
+
+def canvas_saved_text(url: str | None, user: str) -> str:
+    t = texts()
+    return (t["canvas_saved_link"].format(url=url, user=user) if url else t["canvas_saved"].format(user=user))
 
 
 def export_text(report: StrategyReport) -> str:

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 # Feature modules, in registration order.
 # "uploads" comes before "answers": it takes DM messages that carry files, which are never questions.
 # "assistant" installs Bolt's Assistant middleware (questions in the agent view's threads); "shortcut" is the
-# "Ask strategy-bot about this message" message shortcut.
-MODULES: list[str] = ["uploads", "answers", "feedback", "strategy_check", "reindex", "assistant", "shortcut"]
+# "Ask strategy-bot about this message" message shortcut; "home" publishes the App Home.
+MODULES: list[str] = ["uploads", "answers", "feedback", "strategy_check", "reindex", "assistant", "shortcut", "home"]
 
 
 def register_all(app: App, services, extra: Iterable[Callable[[App, object], None]] = ()) -> None:

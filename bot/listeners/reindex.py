@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
@@ -21,6 +21,7 @@ from bot.admins import Admins
 from bot.blocks.answer import Message
 from bot.blocks.reindex import documents_message, reindex_texts, status_message, summary_message, text_message
 from bot.blocks.text import escape
+from bot.home import republish_recent
 from bot.services import Services
 from retrieval.embeddings import EmbeddingError
 from retrieval.index_store import IndexBusy, IndexError_, IndexMissing
@@ -49,7 +50,8 @@ def handle(services: Services, admins: Admins, client: WebClient, respond: Respo
         if not admins.is_admin(client, user_id):
             _say(respond, text_message("not_admin"))
             return
-        run_reindex(services, respond, user_id, rebuild=option == "rebuild")
+        run_reindex(services, respond, user_id, rebuild=option == "rebuild",
+                    after=lambda: _republish_homes(services, admins, client))
     elif option == "status":
         _say(respond, _status(services))
     elif option == "list":
@@ -61,8 +63,10 @@ def handle(services: Services, admins: Admins, client: WebClient, respond: Respo
                                    usage=reindex_texts()["usage"]))
 
 
-def run_reindex(services: Services, respond: Respond, user_id: str, *, rebuild: bool) -> None:
-    """Start notice, the build (throttled progress notes), then the summary or the reason it failed."""
+def run_reindex(services: Services, respond: Respond, user_id: str, *, rebuild: bool,
+                after: Optional[Callable[[], object]] = None) -> None:
+    """Start notice, the build (throttled progress notes), then the summary or the reason it failed;
+    `after` runs once a build succeeded (the App Homes are republished with the new index)."""
     texts = reindex_texts()
     _say(respond, text_message("started", rebuild=texts["started_rebuild_suffix"] if rebuild else ""))
     try:
@@ -80,6 +84,15 @@ def run_reindex(services: Services, respond: Respond, user_id: str, *, rebuild: 
     log.info("re-index by %s: +%d ~%d -%d =%d, %d chunks, %.1f s", user_id, len(summary.added),
              len(summary.changed), len(summary.removed), len(summary.unchanged), summary.chunks, summary.seconds)
     _say(respond, summary_message(summary))
+    if after is not None:
+        try:
+            after()
+        except Exception:  # noqa: BLE001 - the build is done and reported; a stale home is only cosmetic
+            log.exception("after the re-index by %s: republishing the App Homes failed", user_id)
+
+
+def _republish_homes(services: Services, admins: Admins, client: WebClient) -> None:
+    republish_recent(services, admins, client)
 
 
 def throttled_progress(respond: Respond, every_s: float = PROGRESS_EVERY_S,

@@ -18,6 +18,12 @@ cannot see that, the store's versions can: the save of the click that comes seco
 (`DialogueConflict`), that click takes back the message it posted, tells the clicker, and shows
 the clicked message as the dialogue now stands. So it is acknowledged and changes nothing.
 
+"Save as canvas" creates the result's canvas once: the click claims it by saving a CANVAS_KEY entry
+in the dialogue (its version check lets one click win across replicas; a double click finds the
+claim and is told so), then the canvas id replaces the claim. A claim older than CANVAS_CLAIM_S
+(the process died mid-way) may be taken again. When the workspace refuses canvases, the claim is
+dropped and the plain Markdown export is posted instead.
+
 A message is posted before its ts is saved, so a click can reach another replica in between: it
 names a message newer than any the dialogue knows. That click waits for the save (polling the
 store, at most SAVE_WAIT_S) instead of calling the question "no longer open"; in one process the
@@ -40,6 +46,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import decision as ui
 from bot.blocks.text import escape
+from bot.decision_canvas import CanvasRefused, canvas_url, create_canvas
 from decision import DecisionModel, evaluate, load_decision_model
 from decision.dialogue_store import ACTIVE, FINISHED, Dialogue, DialogueConflict, DialogueStore
 from decision.report import build_report
@@ -52,6 +59,8 @@ COMMAND = "/strategy-check"
 # UPDATE right after Slack answers, so seconds mean that replica died in between (the click is then stale).
 SAVE_WAIT_S = 10.0
 SAVE_POLL_S = 0.05
+CANVAS_KEY = "__canvas__"  # Dialogue.message_ts key: "pending:<epoch>" while being created, then the canvas id
+CANVAS_CLAIM_S = 120.0  # a canvas call takes seconds; a claim this old belongs to a process that died
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,7 @@ class Click:
     value: ui.ActionValue
     blocks: tuple[dict[str, Any], ...]  # the clicked message as Slack shows it
     text: str = ""
+    team: tuple[str, str] = ("", "")  # (team id, team domain) the click came from: a canvas link
 
     @classmethod
     def from_payload(cls, body: dict[str, Any], action: dict[str, Any]) -> "Click | None":
@@ -80,8 +90,9 @@ class Click:
         if value is None or not (channel and message_ts and user):
             return None
         thread_ts = value.thread_ts or container.get("thread_ts") or message.get("thread_ts")
+        team = body.get("team") or {}
         return cls(channel, thread_ts, message_ts, user, value, tuple(message.get("blocks") or ()),
-                   str(message.get("text") or ""))
+                   str(message.get("text") or ""), (str(team.get("id") or ""), str(team.get("domain") or "")))
 
 
 class ThreadLocks:
@@ -125,7 +136,7 @@ class StrategyCheck:
 
     def on_click(self, client: WebClient, click: Click, kind: str) -> None:
         with self.locks.hold(click.channel, click.thread_ts):
-            dialogue = self._resolve(client, click, require_owner=kind != "export")
+            dialogue = self._resolve(client, click, require_owner=kind not in {"export", "canvas"})
             if dialogue is None:
                 return
             try:
@@ -236,6 +247,42 @@ class StrategyCheck:
         report = self._report(dialogue)
         client.chat_postMessage(channel=click.channel, thread_ts=dialogue.thread_ts, text=ui.export_text(report))
 
+    def _canvas(self, client: WebClient, click: Click, dialogue: Dialogue) -> None:
+        """The result as a canvas in the channel, once (see the module docstring); the plain export
+        when the workspace refuses canvases."""
+        t = ui.texts()
+        held = dialogue.message_ts.get(CANVAS_KEY)
+        if held and not _abandoned(held):
+            pending = held.startswith("pending:")
+            url = None if pending else canvas_url(click.team[1], click.team[0], held)
+            self._ephemeral(client, click, t["canvas_pending"] if pending else
+                            t["canvas_already"].format(link=f" (<{url}|open it>)" if url else ""))
+            return
+        try:
+            claimed = self.store.save(dialogue.with_message(CANVAS_KEY, f"pending:{time.time():.0f}"))
+        except DialogueConflict:  # another click (or replica) claimed it a moment ago
+            self._ephemeral(client, click, t["canvas_pending"])
+            return
+        report = self._report(dialogue)
+        try:
+            canvas = create_canvas(client, click.channel, ui.canvas_title(report), report.to_markdown())
+        except CanvasRefused as exc:
+            self.store.save(replace(claimed, message_ts=_without(claimed.message_ts, CANVAS_KEY)))
+            log.info("strategy check %s/%s: no canvas (%s); posting the Markdown export", click.channel,
+                     click.thread_ts, exc.code)
+            intro = t["canvas_unavailable"].format(error=escape(exc.code))
+            client.chat_postMessage(channel=click.channel, thread_ts=dialogue.thread_ts,
+                                    text=f"{intro}\n{ui.export_text(report)}")
+            return
+        except Exception:  # e.g. a dropped connection: free the claim so a later click can try again
+            self.store.save(replace(claimed, message_ts=_without(claimed.message_ts, CANVAS_KEY)))
+            raise
+        self.store.save(claimed.with_message(CANVAS_KEY, canvas.canvas_id))
+        log.info("strategy check %s/%s: saved as canvas %s", click.channel, click.thread_ts, canvas.canvas_id)
+        url = canvas_url(click.team[1], click.team[0], canvas.canvas_id)
+        client.chat_postMessage(channel=click.channel, thread_ts=dialogue.thread_ts,
+                                text=ui.canvas_saved_text(url, click.user))
+
     # ------------------------------------------------------------------ posting
 
     def _ask(self, client: WebClient, dialogue: Dialogue) -> Dialogue:
@@ -272,14 +319,30 @@ def _newer_than_known(message_ts: str, dialogue: Dialogue) -> bool:
     """True when a message is later than the thread and every message the dialogue has saved (Slack's ts
     grow within a channel; compared as decimals, as floats would round their microseconds)."""
     try:
-        known = [Decimal(ts) for ts in (dialogue.thread_ts, *dialogue.message_ts.values())]
+        known = [Decimal(ts) for key, ts in (("", dialogue.thread_ts), *dialogue.message_ts.items())
+                 if key != CANVAS_KEY]  # the canvas entry is no message ts
         return Decimal(message_ts) > max(known)
     except InvalidOperation:
         return False
 
 
 def _without_result(message_ts: Any) -> dict[str, str]:
-    return {k: v for k, v in dict(message_ts).items() if k != ui.RESULT_KEY}
+    """Going back from the result: its message and its canvas belong to the result that is gone."""
+    return _without(_without(message_ts, ui.RESULT_KEY), CANVAS_KEY)
+
+
+def _without(message_ts: Any, key: str) -> dict[str, str]:
+    return {k: v for k, v in dict(message_ts).items() if k != key}
+
+
+def _abandoned(held: str) -> bool:
+    """A canvas claim whose process never finished it (see CANVAS_CLAIM_S)."""
+    if not held.startswith("pending:"):
+        return False
+    try:
+        return time.time() - float(held.split(":", 1)[1]) > CANVAS_CLAIM_S
+    except ValueError:
+        return True
 
 
 def _closed(click: Click, dialogue: Dialogue, note: str = "") -> tuple[str, list[dict[str, Any]]]:
@@ -311,7 +374,8 @@ def register(app: App, services: Any) -> None:
             respond(response_type="ephemeral", text=ui.texts()["cannot_post"].format(error=escape(str(error))))
 
     for kind, action_id in (("answer", re.compile(rf"^{re.escape(ui.ANSWER)}:")), ("back", ui.BACK),
-                            ("restart", ui.RESTART), ("cancel", ui.CANCEL), ("export", ui.EXPORT)):
+                            ("restart", ui.RESTART), ("cancel", ui.CANCEL), ("export", ui.EXPORT),
+                            ("canvas", ui.CANVAS)):
         app.action(action_id)(_click_listener(feature, kind))
 
 
