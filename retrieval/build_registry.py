@@ -38,7 +38,7 @@ from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from retrieval.index_store import META_FILE, BuildFiles, IndexBusy, damaged_index, read_meta_file
-from strategy_bot.database import describe, insert
+from strategy_bot.database import SCHEMA_LOCK_KEY, describe, insert
 from strategy_bot.schema import index_builds, index_current, index_files
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ class BuildRegistry:
     def build_lock(self) -> Iterator[None]:
         """Held for a whole build on its own connection; IndexBusy when another process holds it."""
         with self.engine.connect() as connection:
-            got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": BUILD_LOCK_KEY}).scalar()
+            got = connection.execute(text(f"SELECT pg_try_advisory_lock({SCHEMA_LOCK_KEY})"),
+                                     {"key": BUILD_LOCK_KEY}).scalar()
             connection.commit()
             if not got:
                 raise IndexBusy("a re-index is already running; try again when it has finished")
@@ -87,7 +88,7 @@ class BuildRegistry:
                 yield
             finally:
                 try:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": BUILD_LOCK_KEY})
+                    connection.execute(text(f"SELECT pg_advisory_unlock({SCHEMA_LOCK_KEY})"), {"key": BUILD_LOCK_KEY})
                     connection.commit()
                 except SQLAlchemyError as exc:  # the connection is gone, and the server dropped the lock with it
                     log.warning("could not release the build lock: %s", type(exc).__name__)

@@ -27,6 +27,12 @@ CONNECT_TIMEOUT_S = 5  # a PostgreSQL that does not answer fails start-up and /h
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # writers of one file queue for up to this long instead of failing
 
 
+# An advisory lock key for this deployment: the constant mixed with the search_path, so deployments (or
+# test runs) sharing one PostgreSQL database in different schemas never hold each other's locks.
+# search_path, not current_schema(): the latter is NULL until the schema exists.
+SCHEMA_LOCK_KEY = "(:key # hashtext(current_setting('search_path')))"
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database does not answer; the message names host and database, never the password."""
 

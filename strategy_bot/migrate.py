@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-from strategy_bot.database import check_reachable, describe, engine_for
+from strategy_bot.database import SCHEMA_LOCK_KEY, check_reachable, describe, engine_for
 from strategy_bot.legacy import import_legacy
 from strategy_bot.settings import Settings
 
@@ -62,7 +62,7 @@ def upgrade(engine: Engine, data_dir: Path | None = None) -> tuple[str | None, s
     config = alembic_config()
     with engine.connect().execution_options(sqlite_immediate=True) as connection, connection.begin():
         if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"), {"key": UPGRADE_LOCK_KEY})
         before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from retrieval.build_registry import BUILD_LOCK_KEY
 from slack_harness import BotServer, Call, FakeSlackAPI, bot_settings, serve_subprocess, slash_payload
+from strategy_bot.database import SCHEMA_LOCK_KEY
 
 ADMIN = "U0ADMIN01"
 COMMAND = "/strategy-reindex"
@@ -63,7 +64,7 @@ def build_lock_held(engine: Engine) -> bool:
     with engine.connect() as connection:
         return bool(connection.execute(text(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND ((classid::bigint << 32) | objid::bigint) = :key"), {"key": BUILD_LOCK_KEY}).scalar())
+            "AND ((classid::bigint << 32) | objid::bigint) = " + SCHEMA_LOCK_KEY), {"key": BUILD_LOCK_KEY}).scalar())
 
 
 def health(bot: BotServer) -> dict:

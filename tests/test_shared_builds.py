@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.wsgi import build_health
-from databases import empty_tables
+from databases import empty_tables, postgres_schema, upgraded
 from knowledge.upload_registry import UploadRegistry
 from retrieval.build_registry import BUILD_LOCK_KEY, KEEP_PUBLISHED, BuildFollower, BuildRegistry
 from retrieval.index_store import META_FILE, BuildFiles, IndexBusy, IndexCorrupt, read_meta_file
 from retrieval.service import KnowledgeBase
-from strategy_bot.database import open_engine
+from strategy_bot.database import SCHEMA_LOCK_KEY, open_engine
 from strategy_bot.schema import index_files, uploads
 from strategy_bot.settings import Settings
 
@@ -97,7 +97,7 @@ def test_a_second_build_anywhere_while_one_runs_is_told_one_is_running(replicas,
             a.reindex()
     with engine.connect() as connection:  # released: no advisory lock left behind
         held = connection.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                                       "AND ((classid::bigint << 32) | objid::bigint) = :key"),
+                                       "AND ((classid::bigint << 32) | objid::bigint) = " + SCHEMA_LOCK_KEY),
                                   {"key": BUILD_LOCK_KEY}).scalar()
     assert held == 0
     assert b.reindex().build_id == BuildRegistry(engine).current()
@@ -248,3 +248,16 @@ def test_publishing_is_one_transaction(replicas, engine, tmp_path):
         assert connection.execute(select(func.count()).select_from(index_builds)
                                   .where(index_builds.c.build_id == copy.name)).scalar() == 0
     assert registry.current() == before
+
+
+def test_deployments_in_other_schemas_of_one_database_build_at_the_same_time(engine):
+    """The build lock belongs to one deployment (its schema), not to the whole database server."""
+    with postgres_schema() as other_url:
+        other = open_engine(upgraded(other_url))
+        try:
+            with BuildRegistry(engine).build_lock(), BuildRegistry(other).build_lock():
+                with pytest.raises(IndexBusy, match="already running"):
+                    with BuildRegistry(engine).build_lock():
+                        pass
+        finally:
+            other.dispose()
