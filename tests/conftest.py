@@ -46,6 +46,16 @@ def kb(built_data_dir, e5):
     return base
 
 
+@pytest.fixture(scope="module")
+def slack():
+    """The fake Slack Web API on loopback (tests/slack_harness.py), one per test module; a module whose
+    tests need a clean one each defines its own function-scoped `slack`."""
+    from slack_harness import FakeSlackAPI
+
+    with FakeSlackAPI() as api:
+        yield api
+
+
 @pytest.fixture
 def fresh_data_dir(tmp_path, built_data_dir) -> Path:
     """A private copy of the built DATA_DIR (symlinks kept), for tests that change it."""

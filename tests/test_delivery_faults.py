@@ -14,15 +14,9 @@ import time
 
 import pytest
 
-from slack_harness import BOT_USER_ID, FakeSlackAPI, bot_settings, event_payload, mention_event, running_bot
+from slack_harness import BOT_USER_ID, bot_settings, event_payload, mention_event, running_bot
 
 QUESTION = "What are the long-term costs of open-sourcing a model?"
-
-
-@pytest.fixture(scope="module")
-def slack():
-    with FakeSlackAPI() as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

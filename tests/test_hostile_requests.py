@@ -35,12 +35,6 @@ FORGED = "2030-01-01 00:00:00,000 ERROR bot.listeners.reindex: re-index by UADMI
 RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 
-@pytest.fixture(scope="module")
-def slack():
-    with FakeSlackAPI() as api:
-        yield api
-
-
 @pytest.fixture(autouse=True)
 def clean_calls(request):
     if "slack" in request.fixturenames:

@@ -19,12 +19,6 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 @pytest.fixture(scope="module")
-def slack():
-    with FakeSlackAPI() as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def elsewhere():
     """Another host (another port on loopback): it serves and records whatever is asked of it."""
     with FakeSlackAPI() as api:

@@ -26,7 +26,7 @@ from replicas import (
     wait_until,
 )
 from retrieval.build_registry import BuildRegistry
-from slack_harness import DM_CHANNEL_ID, FakeSlackAPI, event_payload, message_event
+from slack_harness import DM_CHANNEL_ID, event_payload, message_event
 from strategy_bot import migrate
 from strategy_bot.database import open_engine
 
@@ -44,12 +44,6 @@ def database(postgres_url):
     migrate.upgrade(engine)  # what the one-shot `strategy-bot db upgrade` does before the replicas start
     yield postgres_url, engine
     engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def slack():
-    with FakeSlackAPI() as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from slack_harness import (
     CHANNEL_ID,
     DM_CHANNEL_ID,
     USER_ID,
-    FakeSlackAPI,
     block_action_payload,
     bot_settings,
     event_payload,
@@ -35,12 +34,6 @@ from slack_harness import (
 )
 
 QUESTION = "What are the long-term costs of open-sourcing a model?"
-
-
-@pytest.fixture(scope="module")
-def slack():
-    with FakeSlackAPI() as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

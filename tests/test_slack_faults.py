@@ -25,7 +25,6 @@ import pytest
 from retrieval.service import KnowledgeBase
 from slack_harness import (
     BOT_USER_ID,
-    FakeSlackAPI,
     bot_settings,
     event_payload,
     mention_event,
@@ -61,12 +60,6 @@ def ask(bot, slack, question: str) -> str:
     assert bot.send_event(event_payload(event)).status == 200
     post = slack.wait_for("chat.postMessage", timeout=60, where=lambda c: c.body.get("thread_ts") == event["ts"])[0]
     return text_of(post) + json.dumps(post.body.get("blocks"), ensure_ascii=False)
-
-
-@pytest.fixture(scope="module")
-def slack():
-    with FakeSlackAPI() as api:
-        yield api
 
 
 # --- a damaged index ---------------------------------------------------------------------------------

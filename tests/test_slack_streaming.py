@@ -47,12 +47,6 @@ QUESTION = "What are the long-term costs of open-sourcing a model?"
 
 
 @pytest.fixture(scope="module")
-def slack():
-    with FakeSlackAPI() as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def bot(slack, kb, tmp_path_factory):
     data = tmp_path_factory.mktemp("streaming") / "data"
     with running_bot(bot_settings(data, slack, slack_streaming=True), kb=kb) as server:
