@@ -307,10 +307,12 @@ def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent:
 
 def _cohesive_list(chosen: list[_Candidate], blocks: dict[tuple[int, int], ListBlock],
                    weights: AnswerTuning) -> Picked | None:
-    """The whole list when most of the chosen sentences are items of one list of the documents:
-    the question asks what that list enumerates ("Where should future work go?" and the list of
-    research directions), and three of its items out of order, beside a stray sentence, answer
-    less than the list. Needs `cohesive_list_share` of the chosen sentences in one list."""
+    """The whole list when the chosen sentences are items of one list of the documents (at least
+    two items, and `cohesive_list_share` of the sentences: with the tuned 0.67 and three or four
+    chosen, all but none or one): the question asks what that list enumerates ("开源以后会成为主流吗？"
+    and the five trends), and three of its items out of order answer less than the list. Never a
+    glossary. Unlike `_fits` (which sees only the list's labels and lead), the labels scoring the
+    candidates include the passage's heading."""
     keys = [c.block for c in chosen if c.block is not None]
     if not keys:
         return None

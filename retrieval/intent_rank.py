@@ -7,7 +7,8 @@ the ranking. The lists carry labels (retrieval/intent.py reads what a question a
 about which model), so a passage a little further down whose list is labelled with exactly
 what was asked is moved up to `promote_to`: the answer then quotes that list, and the passage
 the ranking preferred stays first. Only passages within `depth` move, and only for questions
-that ask for a kind of list (advantages, drawbacks, steps, examples), never for a definition.
+that ask strongly for a kind of list (advantages, drawbacks, steps, examples, trends; see
+`IntentModel.strongly_asked`), never for a definition.
 """
 from __future__ import annotations
 
