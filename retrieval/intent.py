@@ -44,6 +44,9 @@ class IntentModel:
                         for kind, entry in intents.items() if "strong" in entry}
         self._subjects = {name: _matcher(entry["en"] + entry["zh"]) for name, entry in data["subjects"].items()}
         self.opposites: dict[str, str] = dict(data["opposites"])
+        # words that hold an intent word but mean something else ("流程图" is a flowchart, not steps)
+        self._false_friends = _matcher(data.get("false_friends", []))
+        self.heading_kinds = frozenset(kind for kind, entry in intents.items() if entry.get("heading_lists"))
         self._definition = _matcher(data["definition_markers"])
         self._glossary = _matcher(data["glossary_leads"])
         self._code = _matcher(data["code_questions"]["en"] + data["code_questions"]["zh"])
@@ -58,7 +61,7 @@ class IntentModel:
         """The question's intent; "definition" only when it asks for nothing more specific.
         A follow-up keeps what its thread's previous question asked for or was about, unless
         it says so itself ("What about open source?" after "advantages of closed source?")."""
-        text = question.lower().strip()
+        text = self._false_friends.sub(" ", question.lower().strip())
         kinds = {kind for kind, pattern in self._asks.items() if kind != "definition" and pattern.search(text)}
         if not kinds and self._asks["definition"].search(text):
             kinds = {"definition"}
@@ -115,7 +118,17 @@ class IntentModel:
         return frozenset(name for name, pattern in self._subjects.items() if pattern.search(text.lower()))
 
     def kinds_labelled(self, labels: str) -> frozenset[str]:
+        labels = self._false_friends.sub(" ", labels)
         return frozenset(kind for kind, pattern in self._labels.items() if pattern.search(labels))
+
+    def list_answers(self, labels: str, intent: Intent) -> bool:
+        """Whether a list with these labels (its own, its lead-in and its passage's heading:
+        "3.2 算法步骤详解" heads steps) is labelled with the kind asked for, about the model asked
+        about (or about no particular model when the question names none or both)."""
+        if not intent.kinds & self.kinds_labelled(labels):
+            return False
+        subjects = self.subjects_in(labels)
+        return not intent.subjects or not subjects or subjects <= intent.subjects
 
     def asks_about_code(self, question: str) -> bool:
         """Whether the question is about the sample code or the environment set-up (code lines answer it)."""

@@ -23,16 +23,8 @@ def fits(hit: Hit, intent: Intent, model: IntentModel) -> bool:
     """Whether the passage has a list labelled with the kind asked for (by its labels, lead-in or
     the passage's heading: "3.2 算法步骤详解" heads steps), about the model asked about (or about
     no particular model when the question names none or both)."""
-    for block in list_blocks(hit.chunk.text):
-        if len(block.items) < 2:
-            continue
-        labels = f"{hit.chunk.heading} {block.describes()}"
-        if not intent.kinds & model.kinds_labelled(labels):
-            continue
-        subjects = model.subjects_in(labels)
-        if not intent.subjects or not subjects or subjects <= intent.subjects:
-            return True
-    return False
+    return any(len(block.items) >= 2 and model.list_answers(f"{hit.chunk.heading} {block.describes()}", intent)
+               for block in list_blocks(hit.chunk.text))
 
 
 def promote_fitting(result: SearchResult, intent: Intent, model: IntentModel, *, depth: int,

@@ -238,3 +238,25 @@ def test_a_glossary_is_never_given_whole_unasked(kb):
     answer = kb.ask("What are large language models and how are they trained?")
     assert "• " not in answer.answer
     assert not any("技术透明度(Transparency)" in q.source for q in answer.quotes)
+
+
+def test_a_flowchart_is_no_list_of_steps():
+    """"这个流程图展示了…：" leads a list of concepts; "流程" alone asks for or labels steps."""
+    model = load_intents()
+    assert model.kinds_labelled("这个流程图展示了大语言模型商业化过程中的核心概念及其之间的关系：") == frozenset()
+    assert model.kinds_labelled("3.2 算法步骤详解 闭源模式：") == {"steps"}
+    assert "steps" not in model.of("有没有一张把所有概念串起来的流程图？").kinds
+    assert "steps" in model.of("如果走闭源路线，具体流程是怎样的？").kinds
+
+
+def test_steps_are_the_steps_of_the_model_asked_about(kb):
+    """Steps are labelled only by their passage's heading ("3.2 算法步骤详解"); a passage whose list
+    merely ends a lead-in with a colon ("1.3 问题研究意义：") must not answer instead."""
+    answer = kb.ask("What are the concrete steps if we go the open-source route?")
+    shown = " ".join(q.source for q in answer.quotes)
+    assert "基于开源社区和研究机构提供的算法和工具" in shown and "将模型和代码公开发布" in shown
+    assert "技术透明与创新" not in shown  # 1.3's first point
+    closed = kb.ask("走闭源路线的话，一般分哪几步来做？")
+    lines = [line for line in closed.answer.splitlines() if line.startswith("• ")]
+    assert len(lines) >= 3 and "企业内部进行模型的开发和训练" in lines[0]
+    assert "大语言模型通过预训练获得基础能力" not in closed.answer  # the concept flowchart
