@@ -260,3 +260,13 @@ def test_steps_are_the_steps_of_the_model_asked_about(kb):
     lines = [line for line in closed.answer.splitlines() if line.startswith("• ")]
     assert len(lines) >= 3 and "企业内部进行模型的开发和训练" in lines[0]
     assert "大语言模型通过预训练获得基础能力" not in closed.answer  # the concept flowchart
+
+
+def test_challenges_are_the_documents_list_of_challenges(kb):
+    """"面临的挑战" is a list of what stands in the way of both models, named by its heading only;
+    a question about hurdles gets that list whole, not the introduction's key points."""
+    assert load_intents().of("开源闭源接下来有哪些难题要解决？").kinds == {"challenges"}
+    answer = kb.ask("开源闭源接下来有哪些难题要解决？")
+    lines = [line for line in answer.answer.splitlines() if line.startswith("• ")]
+    assert len(lines) == 5 and "知识产权保护的复杂性" in lines[0] and "生态系统的协同问题" in lines[-1]
+    assert {q.n for q in answer.quotes} == {1}
