@@ -245,7 +245,7 @@ def _paired_lists(candidates: list[_Candidate], blocks: dict[tuple[int, int], Li
     for candidate in candidates:
         if candidate.block is not None and candidate.score >= best - weights.sentence_slack:
             scores.setdefault(candidate.block, []).append(candidate.score)
-    n, chosen = candidates[0].n, []
+    n, chosen = next(c.n for c in candidates if c.block is not None) if scores else 0, []
     for subject in sorted(intent.subjects):
         keys = [k for k in scores if k[0] == n and len(blocks[k].items) >= 2
                 and model.subjects_in(blocks[k].describes()) == {subject}]

@@ -23,6 +23,7 @@ import pytest
 from retrieval.index_store import META_FILE, IndexCorrupt
 from retrieval.service import KnowledgeBase
 from strategy_bot.settings import Settings
+from vector_checks import same_citations
 
 
 @pytest.fixture(autouse=True)
@@ -118,8 +119,9 @@ def test_an_ordinary_re_index_repairs_a_truncated_vectors_file_embedding_only_th
     assert summary.unchanged == SHIPPED and not summary.added
     # The chunk vectors were only in vectors.faiss: those, and nothing else, are embedded again.
     assert summary.embedded == summary.chunks and summary.reused > 10 * summary.chunks
-    assert kb.ask(QUESTION).citations == before
-    assert new_kb(fresh_data_dir, e5).ask(QUESTION).citations == before  # and from disk, as a restart reads it
+    # the re-embedded chunk vectors are this CPU's (tests/vector_checks.py): same passages, scores to rounding
+    assert same_citations(kb.ask(QUESTION).citations, before)
+    assert same_citations(new_kb(fresh_data_dir, e5).ask(QUESTION).citations, before)  # from disk, on restart
 
 
 def test_a_repair_takes_what_was_lost_from_the_older_build_kept_beside_it(fresh_data_dir, e5):
