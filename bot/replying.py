@@ -19,7 +19,9 @@ Posting is idempotent per Slack event: every message answering an event carries 
 `metadata` (`event_type` ANSWER_EVENT_TYPE, `event_payload` {"event_id", "complete"}), and
 `find_posted` reads the thread back (`conversations.replies`, or `conversations.history`
 for a top-level DM answer, with `include_all_metadata`) so a resumed or retried event
-finds the answer it already posted instead of posting it twice.
+finds the answer it already posted instead of posting it twice. A stream whose ts never reached
+the delivery log has no metadata yet: `orphan_streams` picks it out of the same read-back (the
+bot's own message, after the question, in the time the start was under way, no answer metadata).
 """
 from __future__ import annotations
 
@@ -49,6 +51,11 @@ TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "s
                               "request_timeout"})
 COSMETIC_MAX_WAIT_S = 2  # a cosmetic call is retried only when Retry-After is at most this
 COSMETIC_TIMEOUT_S = 10  # seconds per cosmetic call (the answer's calls keep the client's 30)
+# A message a stream start left behind has a ts in [mark - ORPHAN_SKEW_S, mark + ORPHAN_WINDOW_S], the mark
+# being our clock just before chat.startStream: Slack's clock may differ by a few seconds, and the start can
+# take the client's 30 s timeout plus waits for rate limits before Slack creates the message.
+ORPHAN_SKEW_S = 10.0
+ORPHAN_WINDOW_S = 120.0
 
 
 class ShortRateLimitRetry(RateLimitErrorRetryHandler):
@@ -97,6 +104,30 @@ def error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def orphan_candidates(messages: list[dict], *, bot_user_id: str | None, bot_id: str | None, question_ts: str,
+                      marked_at: float) -> list[str]:
+    """The ts of the messages that may be a stream this bot started for the question but never noted.
+
+    Such a message is the bot's own (its `bot_id` or bot user, as `auth.test` says), after the question,
+    created while the start was under way (ORPHAN_SKEW_S before the mark to ORPHAN_WINDOW_S after), and
+    has no answer metadata: any message with it answers some event (this one's would have been found by
+    `find_posted`). An earlier answer in the thread, the question, other people's messages are not.
+    """
+    low, high = marked_at - ORPHAN_SKEW_S, marked_at + ORPHAN_WINDOW_S
+    found = []
+    for message in messages:
+        ts = str(message.get("ts") or "")
+        try:
+            when = float(ts)
+        except ValueError:
+            continue
+        ours = (bot_id and message.get("bot_id") == bot_id) or (bot_user_id and message.get("user") == bot_user_id)
+        answers_some_event = (message.get("metadata") or {}).get("event_type") == ANSWER_EVENT_TYPE
+        if ours and not answers_some_event and when > float(question_ts) and low <= when <= high:
+            found.append(ts)
+    return found
+
+
 def cosmetic_client(client: WebClient) -> WebClient:
     """A client for calls the answer does not need: same token and API, short waits."""
     return WebClient(token=client.token, base_url=client.base_url, timeout=COSMETIC_TIMEOUT_S,
@@ -120,6 +151,7 @@ class Reply:
     _shown_at: float = 0.0
     _sent_at: float | None = None
     _lane: ThreadPoolExecutor | None = None
+    _thread_read: list[dict] | None = field(default=None, repr=False)
     _cosmetic_client: WebClient | None = field(default=None, repr=False)
 
     @property
@@ -165,17 +197,32 @@ class Reply:
         `complete` is False for a placeholder the answer never replaced (it is then reused)."""
         if not self.event_id:
             return None
-        if self.thread_ts:  # the thread: its parent and every reply
-            pages = self._pages(self.client.conversations_replies, channel=self.channel, ts=self.thread_ts)
-        else:  # a top-level answer in a DM: the channel's messages since the question
-            pages = self._pages(self.client.conversations_history, channel=self.channel, oldest=self.question_ts)
-        for messages in pages:
-            for message in messages:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == ANSWER_EVENT_TYPE and payload.get("event_id") == self.event_id:
-                    return str(message["ts"]), bool(payload.get("complete", True))
+        for message in self._read_back():
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == ANSWER_EVENT_TYPE and payload.get("event_id") == self.event_id:
+                return str(message["ts"]), bool(payload.get("complete", True))
         return None
+
+    def orphan_streams(self, *, bot_user_id: str | None, bot_id: str | None, marked_at: float) -> list[str]:
+        """The ts of messages in the thread that a stream start marked at `marked_at` may have left
+        (see `orphan_candidates`); read from the read-back `find_posted` did, or read now."""
+        if not self.thread_ts:  # only thread replies are streamed
+            return []
+        return orphan_candidates(self._read_back(), bot_user_id=bot_user_id, bot_id=bot_id,
+                                 question_ts=self.question_ts, marked_at=marked_at)
+
+    def _read_back(self) -> list[dict]:
+        """The thread (its parent and replies), or for a top-level DM answer the channel since the question,
+        with metadata; read once per reply (FIND_PAGES pages at most), since a retry looks twice."""
+        if self._thread_read is None:
+            if self.thread_ts:
+                pages = self._pages(self.client.conversations_replies, channel=self.channel, ts=self.thread_ts)
+            else:
+                pages = self._pages(self.client.conversations_history, channel=self.channel,
+                                    oldest=self.question_ts)
+            self._thread_read = [message for messages in pages for message in messages]
+        return self._thread_read
 
     def resume_from(self, placeholder_ts: str, *, streamed: bool = False) -> None:
         """Carry on from a placeholder (or a stream) an earlier attempt posted: `send` replaces it."""

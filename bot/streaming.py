@@ -11,6 +11,10 @@ Exactly-once: a streamed message carries the delivery's message metadata only fr
 stream's ts is written to the delivery log (`DeliveryLog.note_reply`) the moment Slack
 returns it. A retried event finds it there (and, once stopped, by its metadata like any
 answer) and finishes that message with `chat.update` instead of starting a second one.
+Before the start, `on_starting` marks the delivery (`DeliveryLog.mark_stream`): if the ts
+never reaches the log (a crash in between, or a start Slack carried out but answered with a
+5xx or a timeout), the retry knows a message may exist without metadata and looks for it in
+the thread (`bot.replying.orphan_candidates`) instead of starting a second one.
 `stopStream` says `complete: false` when the text that was streamed is not the final
 answer (an LLM answer whose check changed it): the `chat.update` that follows says
 `complete: true`, so a crash between the two leaves a message a retry still finishes.
@@ -55,12 +59,13 @@ class AnswerStream:
     """One answer streamed into a thread; `start`, then `write` as often as the text grows, then `finish`."""
 
     def __init__(self, reply: Reply, *, recipient_team_id: str | None, recipient_user_id: str | None,
-                 texts: dict, buffer_chars: int, on_started: Callable[[str], None]) -> None:
+                 texts: dict, buffer_chars: int, on_starting: Callable[[], None],
+                 on_started: Callable[[str], None]) -> None:
         if not reply.thread_ts:
             raise ValueError("Slack streams only thread replies")
         self.reply = reply
         self.texts = texts  # prompts/slack.yaml `streaming`, in the question's language
-        self.on_started = on_started
+        self.on_starting, self.on_started = on_starting, on_started
         self._stream: ChatStream = reply.client.chat_stream(
             channel=reply.channel, thread_ts=reply.thread_ts, buffer_size=buffer_chars,
             recipient_team_id=recipient_team_id, recipient_user_id=recipient_user_id)
@@ -107,6 +112,8 @@ class AnswerStream:
 
     def _call(self, method: Callable, **kwargs) -> None:
         started = self._stream.ts is not None
+        if not started:  # this call may start the stream: a message may exist from here on, ts or not
+            self.on_starting()
         try:
             method(**kwargs)
         except SlackApiError as exc:

@@ -112,6 +112,16 @@ deliveries = Table(
     Index("deliveries_first_seen", "first_seen"),
 )
 
+# Streams being started for a delivery (0004), beside the deliveries table so its shared columns stay as they
+# are: written just before chat.startStream, so a retry that finds no reply_ts knows a message may exist
+# without metadata (Slack created it; its ts never came back, or was never noted) and looks for it.
+stream_starts = Table(
+    "stream_starts", metadata,
+    Column("event_id", Text, primary_key=True),  # deliveries.event_id (no foreign key: forgotten on its own)
+    Column("started_at", Double, nullable=False),  # epoch seconds of the last start (our clock)
+    Index("stream_starts_started_at", "started_at"),
+)
+
 # Which files of an earlier install (one SQLite file per store) were copied in, so it happens once.
 legacy_imports = Table(
     "legacy_imports", metadata,

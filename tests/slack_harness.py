@@ -12,7 +12,9 @@
   with `include_all_metadata`); streamed messages too (`chat.startStream` / `appendStream` /
   `stopStream`: text gathered from the chunks, blocks and metadata from `stopStream`;
   `refuse_streaming(error)` makes `startStream` refuse, `break_streams(error)` makes a live
-  stream die; `streams()` shows each with its calls); `assistant.threads.*` and `chat.postEphemeral`
+  stream die; `streams()` shows each with its calls; a live stream's message is read back with
+  the bot's `user` and `bot_id` and no metadata, as Slack shows it); `fail_after(method)` carries a
+  call out and answers it 500 anyway; `assistant.threads.*` and `chat.postEphemeral`
   (kept: `ephemeral()`) check their arguments as Slack does; `hold(method)` keeps a method's
   responses back (the message is posted, the answer not sent) until `release(method)`, to kill
   a bot mid-post.
@@ -195,6 +197,15 @@ class FakeSlackAPI:
     def default_answer(self, call: Call) -> dict:
         """What the fake answers when nothing is scripted: for a scripted function that only holds a call."""
         return self._default(call)
+
+    def fail_after(self, method: str, *, status: int = 500, error: str = "internal_error", times: int = 1) -> None:
+        """The next `times` calls of `method` are carried out (a stream's message is created, a message
+        posted) but answered with HTTP `status` and `error`, as Slack does when it fails after the work."""
+        def carried_out(call: Call) -> dict:
+            self._default(call)
+            return {"ok": False, "error": error}
+
+        self.script(method, carried_out, status=status, times=times)
 
     def rate_limit(self, method: str, retry_after: int = 1, times: int = 1) -> None:
         """The next `times` calls of `method` get HTTP 429 with `Retry-After`, as Slack sends them."""

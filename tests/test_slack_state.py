@@ -85,6 +85,19 @@ def test_a_finished_event_stays_a_duplicate_after_a_restart(processes):
     assert (record.status, record.outcome, record.reply_ts, record.deliveries) == ("done", "answered", "123.456", 2)
 
 
+def test_a_stream_mark_is_seen_by_another_process_and_a_noted_reply_belongs_to_its_event(processes):
+    first, second = processes(), processes()
+    first.receive("Ev1", BODY)
+    first.receive("Ev2", {**BODY, "event_id": "Ev2"})
+    assert second.stream_mark("Ev1") is None
+    before = time.time()
+    first.mark_stream("Ev1")  # about to call chat.startStream; then the process dies
+    assert before <= second.stream_mark("Ev1") <= time.time() and second.stream_mark("Ev2") is None
+    first.note_reply("Ev2", "1000.000200")
+    assert second.replied_elsewhere("1000.000200", "Ev1") and not second.replied_elsewhere("1000.000200", "Ev2")
+    assert not second.replied_elsewhere("1000.000300", "Ev1")
+
+
 def test_a_live_lease_is_not_taken_over_but_an_expired_one_is_once(processes):
     first = processes(lease_s=0.6)
     second = processes(lease_s=0.6)

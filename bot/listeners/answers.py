@@ -108,6 +108,8 @@ def answer(services: Services, client: WebClient, context: BoltContext, event: d
                 reply.resume_from(posted[0])
             elif event_id and (streamed := services.deliveries.noted_reply(event_id)):
                 reply.resume_from(streamed, streamed=True)  # a stream that never stopped: no metadata yet
+            elif event_id and (orphan := _orphan_stream(services, reply, context)):
+                reply.resume_from(orphan, streamed=True)  # a stream started whose ts was never noted
         if not question:  # "@bot" alone gets a hint; an empty follow-up (a sticker, say) nothing
             if hint_if_empty:
                 reply_ts = reply.send(simple_message(texts["empty_question"]))
@@ -120,6 +122,27 @@ def answer(services: Services, client: WebClient, context: BoltContext, event: d
         reply.done()  # the 👀 comes off, whatever happened
         if event_id:
             _end_delivery(services, event_id, outcome, reply_ts)
+
+
+def _orphan_stream(services: Services, reply: Reply, context: BoltContext) -> str | None:
+    """The message an earlier attempt's stream start left without a noted ts (it died before noting it, or
+    Slack created the message and answered 5xx), noted now; None when no start was marked or no single
+    message fits. Two that fit are left alone: filling in someone else's message is worse than a duplicate."""
+    deliveries = services.deliveries
+    marked_at = deliveries.stream_mark(reply.event_id) if reply.event_id else None
+    if marked_at is None or not reply.event_id:
+        return None
+    found = [ts for ts in reply.orphan_streams(bot_user_id=context.bot_user_id, bot_id=context.bot_id,
+                                               marked_at=marked_at)
+             if not deliveries.replied_elsewhere(ts, reply.event_id)]
+    if len(found) != 1:
+        if found:
+            log.warning("%s: %d messages may be the stream an earlier attempt started; adopting none",
+                        reply.event_id, len(found))
+        return None
+    log.info("%s: adopting the stream %s an earlier attempt started but never noted", reply.event_id, found[0])
+    deliveries.note_reply(reply.event_id, found[0])
+    return found[0]
 
 
 def _failed(reply: Reply, event: dict, exc: Exception) -> str:
@@ -201,6 +224,7 @@ def _start_stream(services: Services, reply: Reply, recipient: tuple[str | None,
     texts = _by_language(slack_texts()["streaming"], language)
     stream = AnswerStream(reply, recipient_team_id=recipient[0], recipient_user_id=recipient[1], texts=texts,
                           buffer_chars=slack_texts()["limits"]["stream_buffer_chars"],
+                          on_starting=lambda: _mark_stream(services, reply),
                           on_started=lambda ts: _note_stream(services, reply, ts))
     try:
         stream.start(_document_count(services))
@@ -210,6 +234,11 @@ def _start_stream(services: Services, reply: Reply, recipient: tuple[str | None,
         reply.resume_from(exc.ts, streamed=True)
         return None
     return stream
+
+
+def _mark_stream(services: Services, reply: Reply) -> None:
+    if reply.event_id:
+        services.deliveries.mark_stream(reply.event_id)
 
 
 def _note_stream(services: Services, reply: Reply, ts: str) -> None:

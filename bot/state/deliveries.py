@@ -11,7 +11,10 @@ included) *before* the ack, and the work on it is held under a lease:
 - while this process holds leases, a heartbeat renews them every lease/3 s (an LLM
   writing for a minute keeps its event);
 - `note_reply` records the ts of a streamed answer as soon as it exists, so a retry finishes that
-  message instead of starting another;
+  message instead of starting another; `mark_stream`, written just before the stream is started,
+  tells a retry that finds no noted ts that a message without metadata may exist all the same
+  (the process died before noting it, or Slack created it and answered 5xx): the retry looks for it
+  in the thread and adopts it (bot/listeners/answers.py);
 - `finish` ends an event (`done` with an outcome and the reply's ts, or `failed` with the
   permanent error); `release` gives it back after a transient failure, due again after a
   backoff;
@@ -20,8 +23,9 @@ included) *before* the ack, and the work on it is held under a lease:
   answers them.
 
 The log lives in the `deliveries` table of the shared state database (strategy_bot/schema.py,
-SQLAlchemy Core): a SQLite file under DATA_DIR by default, or PostgreSQL that every replica
-shares, so a retry landing on another replica, or a replica's dead leases, are seen by all.
+SQLAlchemy Core; stream marks beside it in `stream_starts`): a SQLite file under DATA_DIR by
+default, or PostgreSQL that every replica shares, so a retry landing on another replica, or a
+replica's dead leases, are seen by all.
 Claims are single statements whose WHERE clause decides (INSERT ... ON CONFLICT DO NOTHING
 RETURNING, UPDATE ... WHERE lease expired RETURNING): two processes cannot both win, on either
 engine, and RETURNING says who won (psycopg reports no rowcount for INSERT ... ON CONFLICT).
@@ -42,7 +46,7 @@ from typing import Iterator
 from sqlalchemy import ColumnElement, Connection, Engine, delete, or_, select, update
 
 from strategy_bot.database import insert
-from strategy_bot.schema import deliveries
+from strategy_bot.schema import deliveries, stream_starts
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +189,27 @@ class DeliveryLog:
         with self.engine.connect() as connection:
             return connection.execute(select(_C.reply_ts).where(_C.event_id == event_id)).scalar()
 
+    def mark_stream(self, event_id: str) -> None:
+        """A stream is about to be started for an event: written before `chat.startStream`, because Slack may
+        create the message and the ts still never reach `note_reply` (a crash, a 5xx, a timeout)."""
+        now = time.time()
+        upsert = insert(self.engine, stream_starts).values(event_id=event_id, started_at=now)
+        upsert = upsert.on_conflict_do_update(index_elements=[stream_starts.c.event_id], set_={"started_at": now})
+        with self._write() as connection:
+            connection.execute(upsert)
+
+    def stream_mark(self, event_id: str) -> float | None:
+        """When a stream was last being started for an event (`mark_stream`), or None if never."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(stream_starts.c.started_at)
+                                      .where(stream_starts.c.event_id == event_id)).scalar()
+
+    def replied_elsewhere(self, reply_ts: str, event_id: str) -> bool:
+        """Whether another event noted (or finished with) a reply of this ts: that message is not ours to adopt."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(_C.event_id).where(_C.reply_ts == reply_ts, _C.event_id != event_id)
+                                      .limit(1)).first() is not None
+
     def fail(self, event_id: str, outcome: str) -> None:
         """A permanent failure (`outcome` names it, e.g. Slack's `channel_not_found`): never retried."""
         self._end(event_id, FAILED, outcome, None)
@@ -284,10 +309,12 @@ class DeliveryLog:
         return (row[0], int(row[1])) if row else None
 
     def _forget_old(self) -> None:
-        """Finished events are kept a day (to recognise late retries); a pending one that old is stale."""
+        """Finished events are kept a day (to recognise late retries); a pending one that old is stale, and so
+        is a stream mark (a retry that late is given up)."""
         cutoff = time.time() - KEEP_SECONDS
         with self._write() as connection:
             connection.execute(delete(deliveries).where(_C.first_seen < cutoff, _C.status != PENDING))
+            connection.execute(delete(stream_starts).where(stream_starts.c.started_at < cutoff))
             connection.execute(update(deliveries).where(_C.first_seen < cutoff, _C.status == PENDING)
                                .values(status=FAILED, outcome="expired", finished_at=time.time()))
 
