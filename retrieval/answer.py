@@ -234,7 +234,7 @@ def _paired_lists(candidates: list[_Candidate], blocks: dict[tuple[int, int], Li
     """Both models' lists of one passage, each under its label, when the question weighs one
     model against the other ("open or closed for a support chatbot?", "开源还是闭源…"): the
     documents answer such questions with parallel lists ("开源模式：… 闭源模式：…"), and one of
-    them alone answers half the question. Only the passage of the best sentence is considered:
+    them alone answers half the question. Only the passage of the best sentence (`_anchor`) is considered:
     a question that names both models but asks something else ("为什么这个选择很重要？") is
     answered from elsewhere, and a generic pair of lists would not answer it."""
     model = load_intents()
@@ -245,7 +245,7 @@ def _paired_lists(candidates: list[_Candidate], blocks: dict[tuple[int, int], Li
     for candidate in candidates:
         if candidate.block is not None and candidate.score >= best - weights.sentence_slack:
             scores.setdefault(candidate.block, []).append(candidate.score)
-    n, chosen = next(c.n for c in candidates if c.block is not None) if scores else 0, []
+    n, chosen = _anchor(candidates, blocks, weights), []
     for subject in sorted(intent.subjects):
         keys = [k for k in scores if k[0] == n and len(blocks[k].items) >= 2
                 and model.subjects_in(blocks[k].describes()) == {subject}]
@@ -255,6 +255,19 @@ def _paired_lists(candidates: list[_Candidate], blocks: dict[tuple[int, int], Li
             return None
         chosen.append(max(keys, key=lambda k: max(scores[k]) + sum(scores[k]) / len(scores[k])))
     return _grouped(sorted(chosen), blocks, weights)
+
+
+def _anchor(candidates: list[_Candidate], blocks: dict[tuple[int, int], ListBlock], weights: AnswerTuning) -> int:
+    """The passage a pair of lists must come from: the best sentence's, unless an item of a list (not a
+    glossary) of a passage ranked higher scores within `anchor_tie` of it. "开源还是闭源，对模型效果本身有影响吗？":
+    FAQ Q2's closing summary edged out the items of FAQ Q1, which is the question itself."""
+    best = candidates[0]
+    for candidate in candidates[1:]:
+        if candidate.score < best.score - weights.anchor_tie:
+            break
+        if candidate.block is not None and candidate.n < best.n and not _is_glossary(blocks[candidate.block]):
+            return candidate.n
+    return best.n
 
 
 def _grouped(keys: list[tuple[int, int]], blocks: dict[tuple[int, int], ListBlock], weights: AnswerTuning) -> Picked:

@@ -270,3 +270,12 @@ def test_challenges_are_the_documents_list_of_challenges(kb):
     lines = [line for line in answer.answer.splitlines() if line.startswith("• ")]
     assert len(lines) == 5 and "知识产权保护的复杂性" in lines[0] and "生态系统的协同问题" in lines[-1]
     assert {q.n for q in answer.quotes} == {1}
+
+
+def test_a_near_tie_goes_to_the_higher_passage_whose_list_answers(kb):
+    """FAQ Q1 is the question itself; FAQ Q2's closing summary sentence scored 0.001 higher and its
+    ecosystem lists were given instead (retrieval/answer.py `_anchor`, `anchor_tie`)."""
+    answer = kb.ask("开源闭源对模型效果本身有没有影响？")
+    shown = " ".join(q.source for q in answer.quotes)
+    assert "有助于模型的快速迭代和优化" in shown and "提升应用效果" in shown
+    assert "鼓励开发者和研究机构共同构建生态系统" not in shown  # FAQ Q2, about the ecosystem
