@@ -195,7 +195,7 @@ def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent, tun
 
 def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], ListBlock],
                  intent: Intent, weights: AnswerTuning, headings: dict[int, str],
-                 strong_kinds: frozenset[str]) -> Picked | None:
+                 labelled_first: frozenset[str]) -> Picked | None:
     """The whole list that answers best, when the question asks for a kind of list (advantages,
     drawbacks, steps, examples), never for a definition: among the lists that fit and whose best
     item is about as good as the best sentence, the one with the best sum of its best item's
@@ -216,7 +216,7 @@ def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], Lis
             scores.setdefault(candidate.block, []).append(candidate.score)
     long_enough = [key for key in scores if len(blocks[key].items) >= 2]
     model = load_intents()
-    first = Intent(intent.kinds & strong_kinds & model.heading_kinds, intent.subjects)
+    first = Intent(intent.kinds & labelled_first, intent.subjects)
     labelled = [key for key in long_enough if first.kinds and max(scores[key]) >= best - weights.labelled_list_slack
                 and model.list_answers(f"{headings.get(key[0], '')} {blocks[key].describes()}", first)]
     eligible = labelled or [key for key in long_enough if max(scores[key]) >= best - weights.list_slack
@@ -301,7 +301,7 @@ def _is_glossary(block: ListBlock) -> bool:
 
 def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent: Intent | None = None,
                 tuning: AnswerTuning | None = None, renderings: bool = False,
-                strong_kinds: frozenset[str] = frozenset()) -> Picked:
+                labelled_first: frozenset[str] = frozenset()) -> Picked:
     """What the answer quotes: a whole list of the documents when the question asks for one and
     the best passage has it, else the `limit` best sentences near the best one."""
     intent = intent or Intent(frozenset(), frozenset())
@@ -312,7 +312,7 @@ def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent:
         return Picked([], is_list=False)
     headings = {n: hit.chunk.heading for n, hit in enumerate(result.hits, start=1)}
     listed = _paired_lists(candidates, blocks, intent, tuning) \
-        or _list_answer(candidates, blocks, intent, tuning, headings, strong_kinds)
+        or _list_answer(candidates, blocks, intent, tuning, headings, labelled_first)
     if listed is not None:
         return listed
     best = candidates[0].score
@@ -410,6 +410,15 @@ def partial_line(templates: dict, language: str, quotes: list[Quote], missing: s
     return templates["partial"][language].format(what=missing, translated=note)
 
 
+def _labelled_first(question: str, intent: Intent) -> frozenset[str]:
+    """The kinds asked for whose labelled lists answer before any other list (`_list_answer`): those
+    strongly asked for, when only their passage's heading names such lists (steps) or when the question
+    names no topic besides (advantages of open source, not advantages for a use case)."""
+    model = load_intents()
+    strong = model.strongly_asked(intent, question).kinds
+    return strong if model.asks_only_kind(question) else strong & model.heading_kinds
+
+
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
             sentences: int, unknown_names: Sequence[str] = (), unmentioned: Sequence[str] = (),
             translations: TranslationMemory | None = None, intent: Intent | None = None,
@@ -435,7 +444,7 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     model = load_intents()
     intent = intent or model.of(question)
     picked = pick_quotes(index, result, sentences, intent, tuning, renderings=language != index.language,
-                         strong_kinds=model.strongly_asked(intent, question).kinds)
+                         labelled_first=_labelled_first(question, intent))
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]

@@ -46,6 +46,7 @@ class IntentModel:
         self.opposites: dict[str, str] = dict(data["opposites"])
         # words that hold an intent word but mean something else ("流程图" is a flowchart, not steps)
         self._false_friends = _matcher(data.get("false_friends", []))
+        self._filler = _matcher(data["filler"]["en"] + data["filler"]["zh"])
         self.heading_kinds = frozenset(kind for kind, entry in intents.items() if entry.get("heading_lists"))
         self._definition = _matcher(data["definition_markers"])
         self._glossary = _matcher(data["glossary_leads"])
@@ -70,6 +71,16 @@ class IntentModel:
             return own
         before = self.of(previous)
         return Intent(own.kinds or before.kinds, own.subjects or before.subjects)
+
+    def asks_only_kind(self, question: str) -> bool:
+        """Whether the question says nothing but what it asks for and about which model ("What's the
+        upside of going open source?", "开源有哪些缺点？"): the documents' list labelled so answers it.
+        One that names a topic too ("闭源对用户体验有没有好处？", "…for financial news monitoring")
+        is answered from the passage on that topic, which is rarely labelled."""
+        text = self._false_friends.sub(" ", question.lower())
+        for pattern in [*self._asks.values(), *self._subjects.values(), self._filler]:
+            text = pattern.sub(" ", text)
+        return not re.search(r"[a-z0-9]{2,}|[\u3400-\u9fff]", text)
 
     def strongly_asked(self, intent: Intent, question: str) -> Intent:
         """`intent` without the kinds the question asks for only weakly ("怎么" for steps): enough

@@ -279,3 +279,19 @@ def test_a_near_tie_goes_to_the_higher_passage_whose_list_answers(kb):
     shown = " ".join(q.source for q in answer.quotes)
     assert "有助于模型的快速迭代和优化" in shown and "提升应用效果" in shown
     assert "鼓励开发者和研究机构共同构建生态系统" not in shown  # FAQ Q2, about the ecosystem
+
+
+def test_a_question_naming_no_topic_asks_for_the_labelled_list():
+    model = load_intents()
+    assert model.asks_only_kind("What are the benefits of going open source?")
+    assert model.asks_only_kind("闭源有哪些短板？")
+    assert not model.asks_only_kind("闭源对用户体验到底有没有好处？")  # the user-experience passage answers it
+    assert not model.asks_only_kind("For financial news monitoring, what do we gain by using an open model?")
+
+
+def test_advantages_with_no_topic_are_the_list_labelled_advantages_of_that_model(kb):
+    """"1.2 问题核心关键点" ends its lead in a colon and was given instead of open source's 优点."""
+    answer = kb.ask("What are the benefits of going open source?")
+    shown = " ".join(q.source for q in answer.quotes)
+    assert "任何人都可以免费使用和分发" in shown and "开源社区聚集了大量技术人才" in shown
+    assert "开源与闭源的区别与联系" not in shown
