@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import yaml
@@ -167,7 +167,8 @@ class _Candidate:
 
 
 def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent, tuning: AnswerTuning,
-                blocks: dict[tuple[int, int], ListBlock], renderings: bool = False) -> list[_Candidate]:
+                blocks: dict[tuple[int, int], ListBlock], renderings: bool = False,
+                topic: Callable[[str], bool] | None = None) -> list[_Candidate]:
     """Quotable sentences of the top passages, scored by similarity, the passage's rank and how
     well the labels of their list fit the question (retrieval/intent.py); `blocks` collects the lists.
 
@@ -187,6 +188,8 @@ def _candidates(index: KnowledgeIndex, result: SearchResult, intent: Intent, tun
             context = " ".join(index.sentences[s.row].get("context", []))
             labels = f"{chunk.heading} {lists[owner].describes()}" if owner is not None else context
             fit = model.adjustment(intent, labels, s.text, tuning)
+            if topic is not None and topic(s.text):
+                fit += tuning.topic_bonus
             adjusted = s.similarity - tuning.passage_rank_penalty * s.rank + fit
             found.append(_Candidate(adjusted, n, s.row, s.text, (n, owner) if owner is not None else None))
     found.sort(key=lambda c: (-c.score, c.n, c.row))
@@ -230,7 +233,7 @@ def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], Lis
 
 
 def _paired_lists(candidates: list[_Candidate], blocks: dict[tuple[int, int], ListBlock],
-                  intent: Intent, weights: AnswerTuning) -> Picked | None:
+                  intent: Intent, weights: AnswerTuning, about: Callable[[int], bool]) -> Picked | None:
     """Both models' lists of one passage, each under its label, when the question weighs one
     model against the other ("open or closed for a support chatbot?", "开源还是闭源…"): the
     documents answer such questions with parallel lists ("开源模式：… 闭源模式：…"), and one of
@@ -246,6 +249,8 @@ def _paired_lists(candidates: list[_Candidate], blocks: dict[tuple[int, int], Li
         if candidate.block is not None and candidate.score >= best - weights.sentence_slack:
             scores.setdefault(candidate.block, []).append(candidate.score)
     n, chosen = _anchor(candidates, blocks, weights), []
+    if not about(n):  # "在NLP领域，企业一般是开源还是闭源？": a generic pair of lists does not answer it
+        return None
     for subject in sorted(intent.subjects):
         keys = [k for k in scores if k[0] == n and len(blocks[k].items) >= 2
                 and model.subjects_in(blocks[k].describes()) == {subject}]
@@ -301,17 +306,17 @@ def _is_glossary(block: ListBlock) -> bool:
 
 def pick_quotes(index: KnowledgeIndex, result: SearchResult, limit: int, intent: Intent | None = None,
                 tuning: AnswerTuning | None = None, renderings: bool = False,
-                labelled_first: frozenset[str] = frozenset()) -> Picked:
+                labelled_first: frozenset[str] = frozenset(), topic: Callable[[str], bool] | None = None) -> Picked:
     """What the answer quotes: a whole list of the documents when the question asks for one and
     the best passage has it, else the `limit` best sentences near the best one."""
     intent = intent or Intent(frozenset(), frozenset())
     tuning = tuning or default_tuning().answer
     blocks: dict[tuple[int, int], ListBlock] = {}
-    candidates = _candidates(index, result, intent, tuning, blocks, renderings)
+    candidates = _candidates(index, result, intent, tuning, blocks, renderings, topic)
     if not candidates:
         return Picked([], is_list=False)
     headings = {n: hit.chunk.heading for n, hit in enumerate(result.hits, start=1)}
-    listed = _paired_lists(candidates, blocks, intent, tuning) \
+    listed = _paired_lists(candidates, blocks, intent, tuning, _about_topic(index, result, topic)) \
         or _list_answer(candidates, blocks, intent, tuning, headings, labelled_first)
     if listed is not None:
         return listed
@@ -410,6 +415,34 @@ def partial_line(templates: dict, language: str, quotes: list[Quote], missing: s
     return templates["partial"][language].format(what=missing, translated=note)
 
 
+def _topic_mentions(question: str, translations: TranslationMemory | None) -> Callable[[str], bool] | None:
+    """Whether a document sentence mentions something the question names besides what it asks and
+    which model (IntentModel.topic_terms: "NLP", "金融舆情监测"): a Chinese term by any two of its
+    characters in a row, an English one by its first five letters, in the sentence or its English
+    rendering. None when the question names nothing else."""
+    terms = load_intents().topic_terms(question)
+    if not terms:
+        return None
+    english = any(term.isascii() for term in terms)
+
+    def mentions(sentence: str) -> bool:
+        text = sentence.lower()
+        if english and translations is not None:
+            text += " " + (translations.render(sentence, "en") or "").lower()
+        return any(term[:5] in text if term.isascii() else any(term[i:i + 2] in text for i in range(len(term) - 1))
+                   for term in terms)
+    return mentions
+
+
+def _about_topic(index: KnowledgeIndex, result: SearchResult,
+                 mentions: Callable[[str], bool] | None) -> Callable[[int], bool]:
+    """Whether passage n (1-based) mentions the question's topic (`_topic_mentions`; always, without one)."""
+    if mentions is None:
+        return lambda n: True
+    return lambda n: mentions(result.hits[n - 1].chunk.text) or any(
+        mentions(index.sentences[row]["text"]) for row in index.sentences_of(result.hits[n - 1].position))
+
+
 def _labelled_first(question: str, intent: Intent) -> frozenset[str]:
     """The kinds asked for whose labelled lists answer before any other list (`_list_answer`): those
     strongly asked for, when only their passage's heading names such lists (steps) or when the question
@@ -422,8 +455,11 @@ def _labelled_first(question: str, intent: Intent) -> frozenset[str]:
 def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, declined: bool,
             sentences: int, unknown_names: Sequence[str] = (), unmentioned: Sequence[str] = (),
             translations: TranslationMemory | None = None, intent: Intent | None = None,
-            tuning: AnswerTuning | None = None) -> Answer:
+            tuning: AnswerTuning | None = None, topic_of: str | None = None) -> Answer:
     """Build the answer (or the decline) from a search result.
+
+    `topic_of` is what the question's topic is read from when it is not the question alone: a
+    follow-up ("那闭源呢？") keeps its thread's topic (the question as searched, or with the one before).
 
     A decline names what the documents never mention, when the question named it:
     "they never mention MIT" tells the asker more than "not covered"; a question naming such a
@@ -444,7 +480,8 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     model = load_intents()
     intent = intent or model.of(question)
     picked = pick_quotes(index, result, sentences, intent, tuning, renderings=language != index.language,
-                         labelled_first=_labelled_first(question, intent))
+                         labelled_first=_labelled_first(topic_of or question, intent),
+                         topic=_topic_mentions(topic_of or question, translations))
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]

@@ -72,15 +72,20 @@ class IntentModel:
         before = self.of(previous)
         return Intent(own.kinds or before.kinds, own.subjects or before.subjects)
 
+    def topic_terms(self, question: str) -> list[str]:
+        """What the question names besides what it asks for, which model and filler: English words,
+        and runs of Chinese characters ("NLP", "领域"; "因素"), for checking a passage is about them."""
+        text = self._false_friends.sub(" ", question.lower())
+        for pattern in [*self._asks.values(), *self._subjects.values(), self._filler]:
+            text = pattern.sub(" ", text)
+        return re.findall(r"[a-z0-9][a-z0-9-]+|[\u3400-\u9fff]{2,}", text)
+
     def asks_only_kind(self, question: str) -> bool:
         """Whether the question says nothing but what it asks for and about which model ("What's the
         upside of going open source?", "开源有哪些缺点？"): the documents' list labelled so answers it.
         One that names a topic too ("闭源对用户体验有没有好处？", "…for financial news monitoring")
         is answered from the passage on that topic, which is rarely labelled."""
-        text = self._false_friends.sub(" ", question.lower())
-        for pattern in [*self._asks.values(), *self._subjects.values(), self._filler]:
-            text = pattern.sub(" ", text)
-        return not re.search(r"[a-z0-9]{2,}|[\u3400-\u9fff]", text)
+        return not self.topic_terms(question)
 
     def strongly_asked(self, intent: Intent, question: str) -> Intent:
         """`intent` without the kinds the question asks for only weakly ("怎么" for steps): enough

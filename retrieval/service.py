@@ -525,8 +525,8 @@ class KnowledgeBase:
             declined, unmentioned = False, unknown
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
                          unknown_names=unknown, unmentioned=unmentioned, translations=self._translations,
-                         intent=intent,
-                         tuning=self.tuning.answer)
+                         intent=intent, tuning=self.tuning.answer,
+                         topic_of=standalone or " ".join([*history[-1:], text]))
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
                              "compose": (done - searched) * 1000, "total": (done - started) * 1000}

@@ -56,6 +56,7 @@ class AnswerTuning:
     list_slack: float = bounded(0.0, 2.0)
     labelled_list_slack: float = bounded(0.0, 2.0)
     anchor_tie: float = bounded(0.0, 1.0)
+    topic_bonus: float = bounded(0.0, 1.0)
     intent_bonus: float = bounded(0.0, 1.0)
     opposite_penalty: float = bounded(0.0, 2.0)
     subject_penalty: float = bounded(0.0, 2.0)

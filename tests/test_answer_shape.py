@@ -295,3 +295,26 @@ def test_advantages_with_no_topic_are_the_list_labelled_advantages_of_that_model
     shown = " ".join(q.source for q in answer.quotes)
     assert "任何人都可以免费使用和分发" in shown and "开源社区聚集了大量技术人才" in shown
     assert "开源与闭源的区别与联系" not in shown
+
+
+def test_what_a_question_names_besides_its_kind_and_model_is_its_topic():
+    model = load_intents()
+    assert model.topic_terms("在NLP领域，企业一般是开源还是闭源？") == ["nlp", "领域"]
+    assert model.topic_terms("What are the benefits of going open source?") == []
+    assert "ecosystem" in model.topic_terms("How does the open/closed choice shape the ecosystem around a model?")
+
+
+def test_a_question_on_a_field_is_answered_from_that_field_not_with_a_generic_pair_of_lists(kb):
+    """"在NLP领域…开源还是闭源？" names both models, but FAQ Q5's two lists say nothing of NLP; the
+    sentences that name the field are what answer it (`topic_bonus`)."""
+    answer = kb.ask("在NLP领域，企业一般是开源还是闭源？")
+    assert "开源模式：" not in answer.answer  # no generic pair of lists
+    assert any("商业客户服务" in q.source for q in answer.quotes)
+    field = kb.ask("在计算机视觉领域，大家一般开源还是闭源？")
+    assert any("计算机视觉（CV）" in q.source for q in field.quotes)
+
+
+def test_a_follow_up_keeps_its_threads_topic(kb):
+    """"那闭源呢？" names no topic itself; the thread's (智能客服) still decides, not the generic 优点 list."""
+    answer = kb.ask("那闭源呢？", history=["做智能客服的话，用开源模型有啥好处？"])
+    assert any("智能客服系统" in q.source for q in answer.quotes)
