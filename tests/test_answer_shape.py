@@ -318,3 +318,11 @@ def test_a_follow_up_keeps_its_threads_topic(kb):
     """"那闭源呢？" names no topic itself; the thread's (智能客服) still decides, not the generic 优点 list."""
     answer = kb.ask("那闭源呢？", history=["做智能客服的话，用开源模型有啥好处？"])
     assert any("智能客服系统" in q.source for q in answer.quotes)
+
+
+def test_what_does_asks_for_a_definition_only_with_mean():
+    """"What does going open source buy us?" asks for advantages; it was read as asking for a
+    definition, which gets no list."""
+    model = load_intents()
+    assert model.of("For a recommendation engine, what does going open source buy us?").kinds == {"advantages"}
+    assert model.of("What does open core mean?").kinds == {"definition"}
