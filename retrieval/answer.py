@@ -339,7 +339,8 @@ def _cohesive_list(chosen: list[_Candidate], blocks: dict[tuple[int, int], ListB
                    weights: AnswerTuning) -> Picked | None:
     """The whole list when the chosen sentences are items of one list of the documents (at least
     two items, and `cohesive_list_share` of the sentences: with the tuned 0.67 and three or four
-    chosen, all but none or one): the question asks what that list enumerates ("开源以后会成为主流吗？"
+    chosen, all but none or one; sentences of the list's passage outside any list count with it): the
+    question asks what that list enumerates ("开源以后会成为主流吗？"
     and the five trends), and three of its items out of order answer less than the list. Never a
     glossary. Unlike `_fits` (which sees only the list's labels and lead), the labels scoring the
     candidates include the passage's heading."""
@@ -349,7 +350,9 @@ def _cohesive_list(chosen: list[_Candidate], blocks: dict[tuple[int, int], ListB
     key = max(dict.fromkeys(keys), key=keys.count)
     items = blocks[key].items
     items_quoted = {i for c in chosen if c.block == key for i, item in enumerate(items) if c.text in item}
-    if len(items_quoted) < 2 or keys.count(key) < weights.cohesive_list_share * len(chosen) \
+    # the passage's own sentences outside its lists (its lead-in, its closing summary) say what the list says
+    support = keys.count(key) + sum(c.block is None and c.n == key[0] for c in chosen)
+    if len(items_quoted) < 2 or support < weights.cohesive_list_share * len(chosen) \
             or _is_glossary(blocks[key]):
         return None
     shown = items[: weights.max_list_items]

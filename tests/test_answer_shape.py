@@ -326,3 +326,11 @@ def test_what_does_asks_for_a_definition_only_with_mean():
     model = load_intents()
     assert model.of("For a recommendation engine, what does going open source buy us?").kinds == {"advantages"}
     assert model.of("What does open core mean?").kinds == {"definition"}
+
+
+def test_a_use_cases_list_is_given_whole_with_its_lead_in_counted_for_it(kb):
+    """The 智能客服 passage opens with a sentence and lists closed source's three gains; the answer
+    quoted the opening and two of the three, missing 成本控制."""
+    answer = kb.ask("做智能客服，闭源能带来什么？")
+    lines = [line for line in answer.answer.splitlines() if line.startswith("• ")]
+    assert len(lines) == 3 and "智能客服系统的完全控制" in lines[0] and "企业自主管理运营和维护成本" in lines[-1]
