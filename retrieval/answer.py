@@ -24,6 +24,7 @@ from retrieval.intent import Intent, load_intents
 from retrieval.search import Hit, SearchResult
 from retrieval.similarity import as_float64, cosines, exact
 from retrieval.tokens import tokenize
+from retrieval.topic import topic_mentions
 from strategy_bot.settings import PROMPTS_DIR
 from strategy_bot.tuning import AnswerTuning, default_tuning
 
@@ -418,28 +419,9 @@ def partial_line(templates: dict, language: str, quotes: list[Quote], missing: s
     return templates["partial"][language].format(what=missing, translated=note)
 
 
-def _topic_mentions(question: str, translations: TranslationMemory | None) -> Callable[[str], bool] | None:
-    """Whether a document sentence mentions something the question names besides what it asks and
-    which model (IntentModel.topic_terms: "NLP", "金融舆情监测"): a Chinese term by any two of its
-    characters in a row, an English one by its first five letters, in the sentence or its English
-    rendering. None when the question names nothing else."""
-    terms = load_intents().topic_terms(question)
-    if not terms:
-        return None
-    english = any(term.isascii() for term in terms)
-
-    def mentions(sentence: str) -> bool:
-        text = sentence.lower()
-        if english and translations is not None:
-            text += " " + (translations.render(sentence, "en") or "").lower()
-        return any(term[:5] in text if term.isascii() else any(term[i:i + 2] in text for i in range(len(term) - 1))
-                   for term in terms)
-    return mentions
-
-
 def _about_topic(index: KnowledgeIndex, result: SearchResult,
                  mentions: Callable[[str], bool] | None) -> Callable[[int], bool]:
-    """Whether passage n (1-based) mentions the question's topic (`_topic_mentions`; always, without one)."""
+    """Whether passage n (1-based) mentions the question's topic (retrieval/topic.py; always, without one)."""
     if mentions is None:
         return lambda n: True
     return lambda n: mentions(result.hits[n - 1].chunk.text) or any(
@@ -484,7 +466,7 @@ def compose(question: str, index: KnowledgeIndex, result: SearchResult, *, decli
     intent = intent or model.of(question)
     picked = pick_quotes(index, result, sentences, intent, tuning, renderings=language != index.language,
                          labelled_first=_labelled_first(topic_of or question, intent),
-                         topic=_topic_mentions(topic_of or question, translations))
+                         topic=topic_mentions(topic_of or question, translations))
     quoted = picked.quotes
     if not quoted:  # only code or headings matched: quote the top passage's opening
         quoted = [(1, result.hits[0].chunk.text.strip().splitlines()[0][:300])]
