@@ -27,6 +27,15 @@ def fits(hit: Hit, intent: Intent, model: IntentModel) -> bool:
                for block in list_blocks(hit.chunk.text))
 
 
+def headed(hit: Hit, intent: Intent, model: IntentModel) -> bool:
+    """Whether the passage's own heading names a kind only headings name ("8.3 面临的挑战"), and it has
+    a list: it is preferred to a passage whose lead-in merely mentions the word ("面对…面临的挑战，
+    未来的研究需要…" leads research directions, not challenges)."""
+    asked = Intent(intent.kinds & model.heading_kinds, intent.subjects)
+    return bool(asked.kinds) and model.list_answers(hit.chunk.heading, asked) \
+        and any(len(block.items) >= 2 for block in list_blocks(hit.chunk.text))
+
+
 def promote_fitting(result: SearchResult, intent: Intent, model: IntentModel, *, depth: int,
                     promote_to: int, keep: int) -> SearchResult:
     """`result` with the best passage within `depth` whose list fits the question moved up to
@@ -34,7 +43,9 @@ def promote_fitting(result: SearchResult, intent: Intent, model: IntentModel, *,
     hits = result.hits
     if not intent.kinds or "definition" in intent.kinds or promote_to < 1:
         return replace(result, hits=hits[:keep])
-    best = next((i for i, hit in enumerate(hits[:depth]) if fits(hit, intent, model)), None)
+    best = next((i for i, hit in enumerate(hits[:depth]) if headed(hit, intent, model)), None)
+    if best is None:
+        best = next((i for i, hit in enumerate(hits[:depth]) if fits(hit, intent, model)), None)
     if best is None or best < promote_to:
         return replace(result, hits=hits[:keep])
     moved = [*hits[:promote_to - 1], hits[best], *hits[promote_to - 1:best], *hits[best + 1:]]

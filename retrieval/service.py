@@ -500,8 +500,10 @@ class KnowledgeBase:
         if not intent.kinds or self.intents.asks_about_code(query):
             return self.search(query, k=keep, mode=mode, history=history, searcher=searcher)
         result = self.search(query, k=max(keep, tuning.intent_depth), mode=mode, history=history, searcher=searcher)
+        # a kind only headings name (steps, challenges): the heading says the passage is exactly that
+        place = tuning.heading_promote_to if intent.kinds & self.intents.heading_kinds else tuning.intent_promote_to
         return promote_fitting(result, intent, self.intents, depth=tuning.intent_depth,
-                               promote_to=tuning.intent_promote_to, keep=keep)
+                               promote_to=place, keep=keep)
 
     def _extractive(self, question: str, history: Sequence[str], mode: str,
                     transcript: Sequence[tuple[str, str]]) -> Answer:

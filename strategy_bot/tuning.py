@@ -46,6 +46,7 @@ class SearchTuning:
     rendering_lexical_weight: float = bounded(0.0, 10.0)
     intent_depth: int = bounded(1, 50)
     intent_promote_to: int = bounded(0, 20)
+    heading_promote_to: int = bounded(0, 20)
 
 
 @dataclass(frozen=True)

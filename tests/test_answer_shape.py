@@ -256,6 +256,8 @@ def test_steps_are_the_steps_of_the_model_asked_about(kb):
     shown = " ".join(q.source for q in answer.quotes)
     assert "基于开源社区和研究机构提供的算法和工具" in shown and "将模型和代码公开发布" in shown
     assert "技术透明与创新" not in shown  # 1.3's first point
+    first = answer.citations[0]  # the heading names steps: the passage leads the search (heading_promote_to)
+    assert first.section.endswith("3.2 算法步骤详解") and first.rank == 1
     closed = kb.ask("走闭源路线的话，一般分哪几步来做？")
     lines = [line for line in closed.answer.splitlines() if line.startswith("• ")]
     assert len(lines) >= 3 and "企业内部进行模型的开发和训练" in lines[0]
