@@ -128,9 +128,14 @@ def fit_connection_limit(wanted: int) -> int:
 
 
 def stop_http_server(server, thread: threading.Thread | None = None, timeout: float = 10.0) -> None:
-    """Stop a server whose `run()` loop is in another thread: its sockets are closed by that loop
-    itself (closing them from here would pull them from under its `poll`), then the workers stop."""
+    """Stop a server whose `run()` loop is in another thread: first its workers finish the requests
+    they are serving (at most `timeout` s; the loop still runs, writing their answers out), then the
+    loop closes its sockets itself (closing them from here would pull them from under its `poll`).
+
+    Why in that order: a worker ends each request by waking the loop through its pipe; closed first,
+    the pipe was gone (`OSError: Bad file descriptor`, or a byte written into whatever file took the
+    descriptor's number) and the answer still being written was cut off."""
+    server.task_dispatcher.shutdown(timeout=timeout)
     server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
     if thread is not None:
         thread.join(timeout)
-    server.task_dispatcher.shutdown()

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from bot.wsgi import build_health
 from databases import empty_tables, postgres_schema, upgraded
 from knowledge.upload_registry import UploadRegistry
+from retrieval import service
 from retrieval.build_registry import BUILD_LOCK_KEY, KEEP_PUBLISHED, BuildFollower, BuildRegistry
 from retrieval.index_store import META_FILE, BuildFiles, IndexBusy, IndexCorrupt, read_meta_file
 from retrieval.service import KnowledgeBase
@@ -73,7 +74,10 @@ def test_the_first_replica_publishes_its_build_and_the_second_takes_it_as_it_is(
     assert META_FILE in names and "vectors.faiss" in names
 
 
-def test_a_build_on_one_replica_is_served_by_the_other_after_a_refresh(replicas):
+def test_a_build_on_one_replica_is_served_by_the_other_after_a_refresh(replicas, monkeypatch):
+    # Only the explicit refresh may load it: a question's own check (every REFRESH_CHECK_S, counted from B's
+    # start) would fire inside `cited(b, ...)` whenever the build took longer than that (a loaded machine).
+    monkeypatch.setattr(service, "REFRESH_CHECK_S", 3600.0)
     a, b = replicas
     (a.settings.upload_dir).mkdir(parents=True, exist_ok=True)
     (a.settings.upload_dir / "zebra-licensing.md").write_text(ZEBRA, encoding="utf-8")
@@ -86,6 +90,16 @@ def test_a_build_on_one_replica_is_served_by_the_other_after_a_refresh(replicas)
     folder = b.settings.data_dir / "indexes" / summary.build_id
     assert BuildFiles(folder, read_meta_file(folder / META_FILE)).damaged() == []
     assert not b.refresh()  # nothing new: one pointer read
+
+
+def test_a_question_on_the_other_replica_loads_a_published_build_by_itself(replicas, monkeypatch):
+    """No explicit refresh: a question checks for a newer build once REFRESH_CHECK_S have passed (0 here)."""
+    a, b = replicas
+    (a.settings.upload_dir).mkdir(parents=True, exist_ok=True)
+    (a.settings.upload_dir / "zebra-licensing.md").write_text(ZEBRA, encoding="utf-8")
+    summary = a.reindex(built_by="U0ADMIN01")
+    monkeypatch.setattr(service, "REFRESH_CHECK_S", 0.0)
+    assert "zebra-licensing" in cited(b, ZEBRA_QUESTION) and b.loaded_build == summary.build_id
 
 
 def test_a_second_build_anywhere_while_one_runs_is_told_one_is_running(replicas, engine):
@@ -192,20 +206,22 @@ def test_two_replicas_storing_different_files_under_one_name_keep_both(engine, t
 
 def test_the_listener_swaps_in_a_published_build_within_seconds_and_reconnects(replicas, engine):
     a, b = replicas
-    follower = BuildFollower(engine, lambda: b.refresh(wait=True), check_every_s=60).start()
+    # No pointer check for 10 minutes: within the deadlines below only NOTIFY (and the pointer read on
+    # reconnection) can bring B the build; the deadlines are generous, as B materialises and loads it.
+    follower = BuildFollower(engine, lambda: b.refresh(wait=True), check_every_s=600).start()
     try:
-        assert follower.connected.wait(10)
+        assert follower.connected.wait(30)
         (a.settings.upload_dir).mkdir(parents=True, exist_ok=True)
         (a.settings.upload_dir / "zebra-licensing.md").write_text(ZEBRA, encoding="utf-8")
         first = a.reindex().build_id
-        wait_until(lambda: b.loaded_build == first, 10)  # NOTIFY, not the 60 s pointer check
+        wait_until(lambda: b.loaded_build == first, 60)  # NOTIFY, not the 600 s pointer check
         with engine.connect() as connection:  # the database drops the listener's connection
             killed = connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                              "WHERE application_name = 'strategy-bot build listener'")).all()
         assert killed
         second = a.reindex().build_id
-        wait_until(lambda: b.loaded_build == second, 15)  # reconnected (pointer read on reconnection)
-        assert follower.connected.wait(10)
+        wait_until(lambda: b.loaded_build == second, 60)  # reconnected (pointer read on reconnection)
+        assert follower.connected.wait(30)
     finally:
         follower.stop()
 

@@ -109,7 +109,7 @@ def test_an_ordinary_re_index_repairs_it_and_the_bot_answers_again(bot, slack):
     summary = notes[-1]
     assert "Repaired" in summary and "`vectors.faiss`" in summary and "*Unchanged* 2" in summary, summary
     assert not any("failed" in note for note in notes), notes
-    wait_healthy(bot.url, timeout=10)
+    wait_healthy(bot.url, timeout=60)
     reply = ask(bot, slack, "What are the advantages of a closed-source model?")
     assert "开源还是闭源" in reply and "damaged" not in reply
     assert "2 documents" in command(bot, slack, "status", until="Knowledge base:")[-1]

@@ -23,6 +23,7 @@ import yaml
 from sqlalchemy import text
 
 from decision import DEFAULT_MODEL_PATH, DecisionModelError, load_decision_model
+from replicas import wait_until
 from slack_harness import (
     CHANNEL_ID,
     USER_ID,
@@ -134,7 +135,7 @@ class StrategyThread:
         response = self.bot.send_form(slash_payload("/strategy-check", text, user_id=self.user,
                                                     channel_id=self.channel, response_url=self.slack.response_url()))
         self._acked(response)
-        posted = self.slack.wait_for("chat.postMessage", before + 1)
+        posted = self.slack.wait_for("chat.postMessage", before + 1, timeout=60.0)
         top = next(c for c in posted[before:] if c.body.get("text", "").startswith(f"<@{self.user}> started"))
         self.ts = self.slack.ts_of(top)
         self.wait_posts(1)
@@ -291,7 +292,9 @@ def test_a_strategy_check_runs_to_a_cited_recommendation_across_a_bot_restart(sl
         thread.click(restarted, "strategy_check:cancel")
         cancelled = thread.wait_update(restarted.ts)
         assert "cancelled" in cancelled.all_text
-        assert bot.services.dialogues.get(CHANNEL_ID, thread.ts).status == "cancelled"
+        # Saved only after Slack took the update (a failed update saves nothing): wait for the save itself.
+        wait_until(lambda: bot.services.dialogues.get(CHANNEL_ID, thread.ts).status == "cancelled", 30,
+                   what="the cancelled dialogue saved")
         thread.click(cancelled, "strategy_check:restart")
         assert question_number(thread.wait_posts(count + 3)) == 1
 
@@ -343,6 +346,7 @@ def test_a_double_click_moves_the_dialogue_once(slack, data_dir, kb):
         for t in clicks:
             t.join()
         thread.wait_posts(2)
+        thread.wait_update(first.ts)  # after the advance is saved: question 2 is posted before that
         slack.settle()
         assert len(thread.posts()) == 2
         assert bot.services.dialogues.get(CHANNEL_ID, thread.ts).step == 1
@@ -449,6 +453,7 @@ def test_the_same_click_on_two_replicas_at_once_advances_the_dialogue_once(slack
         thread.wait_posts(3)
         slack.wait_for("chat.delete")
         note = slack.wait_for("chat.postEphemeral")[0]
+        thread.wait_update(first.ts, 2)  # the winner's, after its save, and the loser's, showing the answer
         slack.settle()
 
         dialogue = bot_b.services.dialogues.get(CHANNEL_ID, thread.ts)
