@@ -53,6 +53,7 @@ class DeclinePolicy:
     cross_lingual_margin: float
     unknown_name_margin: float  # added to the margin when the question names what the documents never do
     unknown_name_partial_margin: float = 0.0  # from here up to unknown_name_margin: a partial answer
+    heading_relief: float = 0.0  # taken off the margin when the best passage's heading names the question's topic
 
 
 def margin(result: SearchResult) -> float:
@@ -66,13 +67,19 @@ def base_margin(policy: DeclinePolicy, cross_lingual: bool) -> float:
 
 
 def should_decline(result: SearchResult, policy: DeclinePolicy, *, cross_lingual: bool,
-                   unknown: list[str] | tuple[str, ...] = ()) -> bool:
-    """True when the background set explains the question about as well as the documents."""
+                   unknown: list[str] | tuple[str, ...] = (), heading_named: bool = False) -> bool:
+    """True when the background set explains the question about as well as the documents.
+
+    `heading_named`: the best passage's own heading names what the question is about ("有什么入门
+    学习资料可以看？" and "7.1 学习资源推荐"): a section on exactly that is evidence the documents
+    cover it, which a short everyday-sounding question's margin alone does not show."""
     if not result.hits:
         return True
     required = base_margin(policy, cross_lingual)
     if unknown:
         required += policy.unknown_name_margin
+    elif heading_named:
+        required -= policy.heading_relief
     return margin(result) < required
 
 

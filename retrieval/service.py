@@ -42,6 +42,7 @@ from retrieval.search import Searcher, SearchResult
 from retrieval.shared_index import SharedIndexStore
 from retrieval.similarity import normalise
 from retrieval.tokens import tokenize
+from retrieval.topic import topic_mentions
 from retrieval.translation import SentenceTranslator, cache_folder, translate_new_units
 from strategy_bot.database import engine_for, is_shared
 from strategy_bot.settings import PROMPTS_DIR, Settings
@@ -488,7 +489,7 @@ class KnowledgeBase:
     def decline_policy(self) -> DeclinePolicy:
         d = self.tuning.decline
         return DeclinePolicy(d.same_language_margin, d.cross_lingual_margin, d.unknown_name_margin,
-                             d.unknown_name_partial_margin)
+                             d.unknown_name_partial_margin, d.heading_relief)
 
     def _search_for(self, query: str, intent: Intent, mode: str, history: Sequence[str],
                     searcher: Searcher) -> SearchResult:
@@ -517,18 +518,22 @@ class KnowledgeBase:
             history = []  # an independent question is searched on its own
         standalone = self.intents.standalone(text, history[-1]) if history else None
         intent = self.intents.of(text, previous=history[-1] if history else None)
+        topic_of = standalone or " ".join([*history[-1:], text])
         result = self._search_for(standalone or text, intent, mode, [] if standalone else history, searcher)
         searched = time.perf_counter()
         cross_lingual = language_of(text) != index.language
         unknown = unknown_names(text, index.lexical.mentions)
-        declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown)
+        mentions = topic_mentions(topic_of, self._translations)
+        heading_named = bool(result.hits and mentions and mentions(result.hits[0].chunk.heading))
+        declined = should_decline(result, self.decline_policy, cross_lingual=cross_lingual, unknown=unknown,
+                                  heading_named=heading_named)
         unmentioned: list[str] = []  # named in the question, never in the documents: said first in a partial answer
         if declined and unknown and answers_in_part(result, self.decline_policy, cross_lingual=cross_lingual):
             declined, unmentioned = False, unknown
         answer = compose(text, index, result, declined=declined, sentences=self.settings.answer_sentences,
                          unknown_names=unknown, unmentioned=unmentioned, translations=self._translations,
                          intent=intent, tuning=self.tuning.answer,
-                         topic_of=standalone or " ".join([*history[-1:], text]))
+                         topic_of=topic_of)
         done = time.perf_counter()
         answer.timings_ms = {"load": (loaded - started) * 1000, "search": (searched - loaded) * 1000,
                              "compose": (done - searched) * 1000, "total": (done - started) * 1000}

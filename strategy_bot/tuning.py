@@ -72,6 +72,7 @@ class DeclineTuning:
     cross_lingual_margin: float = bounded(-2.0, 2.0)
     unknown_name_margin: float = bounded(-2.0, 2.0)
     unknown_name_partial_margin: float = bounded(-2.0, 2.0)
+    heading_relief: float = bounded(0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -336,3 +336,12 @@ def test_a_use_cases_list_is_given_whole_with_its_lead_in_counted_for_it(kb):
     answer = kb.ask("做智能客服，闭源能带来什么？")
     lines = [line for line in answer.answer.splitlines() if line.startswith("• ")]
     assert len(lines) == 3 and "智能客服系统的完全控制" in lines[0] and "企业自主管理运营和维护成本" in lines[-1]
+
+
+def test_a_question_whose_topic_heads_the_best_passage_is_answered_not_declined(kb):
+    """"有什么入门学习资料可以看？" sounds everyday (its margin over the background set is just below
+    zero), but "7.1 学习资源推荐" is a section on exactly that (`heading_relief`)."""
+    answer = kb.ask("有什么入门学习资料可以看？")
+    assert answer.coverage == "answered" and "Coursera深度学习课程" in answer.answer
+    assert kb.ask("有什么好的做饭入门资料？").coverage == "declined"
+    assert kb.ask("can someone recommend a good vegan lasagna recipe").coverage == "declined"

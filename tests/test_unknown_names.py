@@ -61,3 +61,14 @@ def test_an_unknown_name_raises_the_margin_a_question_must_clear():
     assert should_decline(close_call, policy, cross_lingual=False, unknown=["MIT"])
     clear_win = result(best_dense=0.90, best_background=0.80)
     assert not should_decline(clear_win, policy, cross_lingual=False, unknown=["MIT"])
+
+
+def test_a_heading_naming_the_topic_lowers_the_margin_but_not_for_an_unknown_name():
+    policy = DeclinePolicy(same_language_margin=0.0, cross_lingual_margin=-0.03, unknown_name_margin=0.05,
+                           heading_relief=0.015)
+    just_below = result(best_dense=0.881, best_background=0.889)  # "有什么入门学习资料可以看？": -0.008
+    assert should_decline(just_below, policy, cross_lingual=False)
+    assert not should_decline(just_below, policy, cross_lingual=False, heading_named=True)
+    assert should_decline(just_below, policy, cross_lingual=False, unknown=["MIT"], heading_named=True)
+    far_below = result(best_dense=0.86, best_background=0.89)
+    assert should_decline(far_below, policy, cross_lingual=False, heading_named=True)
