@@ -12,6 +12,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -26,6 +27,9 @@ from retrieval.index_store import IndexError_
 from retrieval.service import KnowledgeBase
 from strategy_bot.migrate import open_state
 from strategy_bot.settings import Settings
+
+if TYPE_CHECKING:  # a listener module; imported for the annotation only
+    from bot.listeners.strategy_check import StrategyCheck
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,8 @@ class Services:
     follower: BuildFollower | None = None
     # Who opened the App Home: whose home a re-index republishes (bot/home.py).
     home_visits: HomeVisits | None = None
+    # The /strategy-check feature, set when its listeners register: the agent view starts dialogues through it.
+    strategy_check: StrategyCheck | None = None
 
     def load_index_in_background(self) -> threading.Thread:
         """Load (or first build) the index without holding up the HTTP server's start; on a shared

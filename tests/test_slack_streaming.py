@@ -237,14 +237,16 @@ def test_a_question_in_the_agent_view_is_titled_and_streamed(bot, slack, kb):
     assert message["text"] == escape(kb.ask(QUESTION).answer)
 
 
-def test_run_a_strategy_check_prompt_says_how_to_start_it(bot, slack):
+def test_run_a_strategy_check_prompt_starts_the_dialogue_not_an_answer(bot, slack):
+    """(The dialogue itself: tests/test_strategy_check_slack.py.)"""
     root = new_ts()
     bot.send_event(event_payload(message_event("Run a strategy check", channel=DM_CHANNEL_ID, channel_type="im",
                                                thread_ts=root)))
     post = slack.wait_for("chat.postMessage")[0]
-    assert post.body["thread_ts"] == root and "/strategy-check" in post.body["text"]
+    assert post.body["thread_ts"] == root and post.body["text"].startswith("Question 1/")
+    assert any(b["type"] == "actions" for b in post.body["blocks"])
     slack.settle(quiet=0.3)
-    assert slack.calls("chat.startStream") == []
+    assert slack.calls("chat.startStream") == [] and len(slack.calls("chat.postMessage")) == 1
 
 
 def test_the_shortcut_answers_privately_and_share_posts_once(bot, slack, kb):

@@ -22,14 +22,21 @@ import pytest
 import yaml
 from sqlalchemy import text
 
+from bot.blocks import decision as ui
+from bot.blocks.text import slack_texts
 from decision import DEFAULT_MODEL_PATH, DecisionModelError, load_decision_model
+from decision.dialogue_store import Dialogue
 from replicas import wait_until
 from slack_harness import (
     CHANNEL_ID,
+    DM_CHANNEL_ID,
     USER_ID,
     FakeSlackAPI,
     block_action_payload,
     bot_settings,
+    event_payload,
+    message_event,
+    new_ts,
     running_bot,
     slash_payload,
 )
@@ -590,3 +597,103 @@ def test_a_workspace_without_canvases_gets_the_plain_markdown_export_and_can_try
         thread.click(result, "strategy_check:canvas")
         thread.wait_posts(count + 2)
         assert len(slack.canvases()) == 1
+
+
+# --------------------------------------------------------------------------- from the agent view
+
+
+def request_in_agent_view(bot, text: str, root: str, **send: Any) -> tuple[str, str]:
+    """A person's message in an agent-view thread (the suggested prompt, or typed); (payload, event id)."""
+    payload = event_payload(message_event(text, channel=DM_CHANNEL_ID, channel_type="im", thread_ts=root))
+    response = bot.send_event(payload, **send)
+    assert response.status == 200 and response.elapsed_ms < ACK_LIMIT_MS
+    return payload, json.loads(payload)["event_id"]
+
+
+def agent_thread(slack, bot, root: str) -> StrategyThread:
+    return StrategyThread(slack, bot, USER_ID, DM_CHANNEL_ID, ts=root)
+
+
+@pytest.mark.parametrize("request_text", ["Run a strategy check", "运行策略检查"])
+def test_a_strategy_check_request_in_the_agent_view_starts_the_dialogue_in_its_thread(
+        slack, data_dir, kb, model, request_text):
+    root = new_ts()
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        _, event_id = request_in_agent_view(bot, request_text, root)
+        thread = agent_thread(slack, bot, root)
+        first = thread.wait_posts(1)
+        # the command's own first question, buttons and all, in the agent view's thread
+        expected = ui.question_message(model, Dialogue(DM_CHANNEL_ID, root, USER_ID), model.questions[0])
+        assert (first.text, first.blocks) == expected and "Question 1/9" in first.all_text
+        assert {e["action_id"] for e in first.elements()} >= {"strategy_check:restart", "strategy_check:cancel"}
+        # finished once the question is saved (the post is seen a moment before)
+        wait_until(lambda: bot.services.deliveries.status(event_id) == ("done", 1), 30, what="the delivery finished")
+        assert bot.services.deliveries.get(event_id).reply_ts == first.ts
+        stored = bot.services.dialogues.get(DM_CHANNEL_ID, root)
+        assert (stored.user_id, stored.step) == (USER_ID, 0)
+        assert dict(stored.message_ts) == {model.questions[0].key: first.ts}
+        title = slack.wait_for("assistant.threads.setTitle")[0].body
+        assert (title["channel_id"], title["thread_ts"], title["title"]) == (DM_CHANNEL_ID, root, request_text)
+
+        # clicking an answer moves it on exactly as in a /strategy-check thread
+        second = thread.answer_and_wait(ALL_CLOSED[model.questions[0].key])
+        assert question_number(second) == 2
+        assert "→ *Regulated (medical, financial)*" in thread.updates(first.ts)[-1].all_text
+        assert bot.services.dialogues.get(DM_CHANNEL_ID, root).answers == {
+            model.questions[0].key: ALL_CLOSED[model.questions[0].key]}
+        hint = slack_texts()["assistant"]["strategy_check_hint"]
+        assert all(p.text != hint for p in thread.posts()) and slack.calls("chat.startStream") == []
+
+
+def test_the_same_request_delivered_twice_starts_one_dialogue(slack, data_dir, kb, model):
+    root = new_ts()
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        payload, event_id = request_in_agent_view(bot, "Run a strategy check", root)
+        thread = agent_thread(slack, bot, root)
+        first = thread.wait_posts(1)
+        for retry in (1, 2):  # Slack's retries of the same event
+            response = bot.send_event(payload, retry_num=retry)
+            assert response.status == 200 and response.elapsed_ms < ACK_LIMIT_MS
+        slack.settle(quiet=0.5)
+        assert [p.ts for p in thread.posts()] == [first.ts]
+        assert bot.services.dialogues.get(DM_CHANNEL_ID, root).version == 2  # created, its question saved: no more
+        assert bot.services.deliveries.status(event_id) == ("done", 3)
+
+
+def test_a_retry_after_slack_posted_the_question_but_failed_adopts_it_instead_of_starting_again(
+        slack, data_dir, kb, model):
+    """Slack posts the first question and answers 500: the event goes back to be retried (by Slack's retry or
+    the resumer, whichever comes first); the retry finds the question by its metadata and saves it."""
+    root = new_ts()
+    slack.fail_after("chat.postMessage", status=500, error="internal_error")
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        payload, event_id = request_in_agent_view(bot, "Run a strategy check", root)
+        thread = agent_thread(slack, bot, root)
+        thread.wait_posts(1)
+        assert bot.send_event(payload, retry_num=1).status == 200
+        wait_until(lambda: (bot.services.deliveries.status(event_id) or ("",))[0] == "done", 30,
+                   what="the retried delivery finished")
+        slack.settle(quiet=0.5)
+        [kept] = [m for m in slack.messages(DM_CHANNEL_ID) if m.get("thread_ts") == root]  # as Slack has it
+        assert len(thread.posts()) == 1, "one question posted, none after the retry"
+        delivery = bot.services.deliveries.get(event_id)
+        assert (delivery.outcome, delivery.reply_ts) == ("already_posted", kept["ts"])
+        assert dict(bot.services.dialogues.get(DM_CHANNEL_ID, root).message_ts) == {model.questions[0].key: kept["ts"]}
+        first = Message(kept["ts"], kept["text"], kept["blocks"])
+        count = len(thread.posts())
+        thread.answer(first, ALL_CLOSED[model.questions[0].key])
+        assert question_number(thread.wait_posts(count + 1)) == 2
+
+
+def test_where_the_dialogue_cannot_be_posted_the_agent_view_gets_the_hint(slack, data_dir, kb):
+    root = new_ts()
+    slack.script("chat.postMessage", {"ok": False, "error": "invalid_blocks"})  # refused for good, once
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        _, event_id = request_in_agent_view(bot, "Run a strategy check", root)
+        posts = slack.wait_for("chat.postMessage", 2)
+        assert posts[1].body["thread_ts"] == root
+        assert posts[1].body["text"] == slack_texts()["assistant"]["strategy_check_hint"]
+        wait_until(lambda: (bot.services.deliveries.status(event_id) or ("",))[0] == "done", 30,
+                   what="the delivery finished")
+        assert bot.services.deliveries.get(event_id).outcome == "hint"
+        assert dialogues_in(bot, DM_CHANNEL_ID) == 0  # nothing half-started is kept

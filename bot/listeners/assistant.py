@@ -9,7 +9,15 @@ does not guess. What people get:
 - a question: the thread's title becomes the question (assistant.threads.setTitle, first
   question only), then the usual answer (bot/listeners/answers.py: status with loading
   messages, streamed text, sources and feedback);
-- "Run a strategy check": how to start /strategy-check (it runs in a thread of its own).
+- "Run a strategy check" (or the same words typed, "运行策略检查" too): the /strategy-check dialogue
+  starts right in this thread, through the command's own code (bot/listeners/strategy_check.py):
+  the same first question with its buttons, the same stored dialogue. The thread is titled with
+  the request like a question's (no status: one post, nothing to wait for). Once per event: the
+  delivery log drops a duplicate delivery, and the first question carries the event's answer
+  metadata (bot/replying.py), so a retried or resumed attempt reads the thread back, finds it and
+  starts no second dialogue (saving its ts if the earlier attempt stopped before it could). Where
+  the dialogue cannot be posted (Slack refuses it for good) the reply is the hint on typing
+  /strategy-check instead; a transient failure gives the event back to the resumer.
 
 The context the user is looking at (`assistant_thread_context_changed`) is not kept:
 answers do not use it, and Bolt's default store would write it into the metadata of the
@@ -27,8 +35,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks.text import plain_question, slack_texts
 from bot.listeners.answers import QUESTION_SUBTYPES, answer
-from bot.middleware import EVENT_ID_KEY
-from bot.replying import cosmetic_client
+from bot.middleware import ATTEMPT_KEY, EVENT_ID_KEY
+from bot.replying import Reply, cosmetic_client, error_code, is_transient
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -62,7 +70,7 @@ def register(app: App, services: Services) -> None:
         thread = event["thread_ts"]
         question = plain_question(event.get("text") or "", context.bot_user_id)
         if is_strategy_check_request(question):
-            _strategy_check_hint(client, event, services, context)
+            start_strategy_check(services, client, context, event, question)
             return
         if question and not services.conversations.knows_thread(event["channel"], thread):
             _set_title(client, event["channel"], thread, question)
@@ -102,8 +110,51 @@ def _set_title(client: WebClient, channel: str, thread_ts: str, question: str) -
         log.info("assistant.threads.setTitle failed (%s)", _code(exc))
 
 
+def start_strategy_check(services: Services, client: WebClient, context: BoltContext, event: dict,
+                         request: str) -> None:
+    """Start the /strategy-check dialogue in the event's thread, once per event (see the module docstring),
+    and end the event's delivery."""
+    feature = services.strategy_check
+    channel, thread = event["channel"], event["thread_ts"]
+    if feature is None:  # the feature is not registered in this app
+        _strategy_check_hint(client, event, services, context)
+        return
+    reply = Reply(client, channel, event["ts"], thread, event_id=context.get(EVENT_ID_KEY))
+    try:
+        if int(context.get(ATTEMPT_KEY) or 1) > 1 and (posted := reply.find_posted()):
+            if feature.adopt_first_question(channel, thread, posted[0]):
+                log.info("strategy check %s/%s: saved the first question an earlier attempt posted", channel, thread)
+            _finish(services, context, "already_posted", posted[0])
+            return
+        if not services.conversations.knows_thread(channel, thread):
+            _set_title(client, channel, thread, request)
+        dialogue = feature.start_in_thread(client, channel, thread, event["user"],
+                                           metadata=reply.metadata(complete=True).get("metadata"))
+    except Exception as exc:  # every failure ends the delivery one way or another
+        _strategy_check_failed(services, client, context, event, exc)
+        return
+    log.info("strategy check %s/%s started from the agent view", channel, thread)
+    _finish(services, context, "strategy_check", next(iter(dialogue.message_ts.values()), None))
+
+
+def _strategy_check_failed(services: Services, client: WebClient, context: BoltContext, event: dict,
+                           exc: Exception) -> None:
+    """Transient: back to the resumer (its retry finds a question already posted). Otherwise the hint on
+    typing /strategy-check, so the person still has a way to run it."""
+    where = f"{event.get('channel')}/{event.get('thread_ts')}"
+    if is_transient(exc) and context.get(EVENT_ID_KEY):
+        log.warning("strategy check %s: Slack failed transiently (%s); it will be retried", where, error_code(exc))
+        services.deliveries.release(context[EVENT_ID_KEY])
+        return
+    if isinstance(exc, SlackApiError):
+        log.warning("strategy check %s could not start (%s); posting the hint instead", where, error_code(exc))
+    else:
+        log.exception("strategy check %s could not start; posting the hint instead", where)
+    _strategy_check_hint(client, event, services, context)
+
+
 def _strategy_check_hint(client: WebClient, event: dict, services: Services, context: BoltContext) -> None:
-    """The guided decision is a slash command with a thread of its own: say how to start it."""
+    """Where no dialogue can start here: say how to run the slash command (it runs in a thread of its own)."""
     try:
         response = client.chat_postMessage(channel=event["channel"], thread_ts=event["thread_ts"],
                                            text=slack_texts()["assistant"]["strategy_check_hint"])

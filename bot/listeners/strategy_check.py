@@ -47,6 +47,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import decision as ui
 from bot.blocks.text import escape
 from bot.decision_canvas import CanvasRefused, canvas_url, create_canvas
+from bot.replying import is_transient
 from decision import DecisionModel, evaluate, load_decision_model
 from decision.dialogue_store import ACTIVE, FINISHED, Dialogue, DialogueConflict, DialogueStore
 from decision.report import build_report
@@ -127,10 +128,34 @@ class StrategyCheck:
         context = " ".join(context.split())[:limit]
         text, blocks = ui.started_message(user, context)
         top = client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-        channel = top.get("channel") or channel
-        with self.locks.hold(channel, top["ts"]):  # a click on question 1 waits until it is saved
-            dialogue = self.store.create(channel, top["ts"], user, context=context)
-            return self._ask(client, dialogue)
+        return self.start_in_thread(client, top.get("channel") or channel, top["ts"], user, context)
+
+    def start_in_thread(self, client: WebClient, channel: str, thread_ts: str, user: str, context: str = "",
+                        metadata: dict[str, Any] | None = None) -> Dialogue:
+        """Create the dialogue in an existing thread (the command's anchor, or an agent-view thread, where
+        it replaces any earlier one) and ask the first question there. `metadata` goes on that question's
+        message: an event's retry finds it by reading the thread back (bot/listeners/assistant.py)."""
+        with self.locks.hold(channel, thread_ts):  # a click on question 1 waits until it is saved
+            dialogue = self.store.create(channel, thread_ts, user, context=context)
+            try:
+                return self._ask(client, dialogue, metadata)
+            except SlackApiError as exc:
+                if not is_transient(exc):  # refused for good: nothing half-started is kept (after a transient
+                    self.store.delete(channel, thread_ts)  # failure Slack may have posted it: a retry adopts it)
+                raise
+
+    def adopt_first_question(self, channel: str, thread_ts: str, message_ts: str) -> bool:
+        """Record `message_ts` as the first question of the thread's dialogue when an earlier attempt posted
+        it and stopped before saving it (its buttons would otherwise be stale); True when recorded."""
+        with self.locks.hold(channel, thread_ts):
+            dialogue = self.store.get(channel, thread_ts)
+            if dialogue is None or dialogue.status != ACTIVE or dialogue.step != 0 or dialogue.message_ts:
+                return False
+            try:
+                self.store.save(dialogue.with_message(self.model.questions[0].key, message_ts))
+            except DialogueConflict:  # moved meanwhile (another replica): it knows its messages
+                return False
+            return True
 
     # ------------------------------------------------------------------ clicks
 
@@ -285,7 +310,7 @@ class StrategyCheck:
 
     # ------------------------------------------------------------------ posting
 
-    def _ask(self, client: WebClient, dialogue: Dialogue) -> Dialogue:
+    def _ask(self, client: WebClient, dialogue: Dialogue, metadata: dict[str, Any] | None = None) -> Dialogue:
         """Post what comes next (a question or the result) in the thread, then save the state."""
         question = dialogue.current_question(self.model)
         if question is None:
@@ -295,7 +320,7 @@ class StrategyCheck:
             text, blocks = ui.question_message(self.model, dialogue, question)
             key = question.key
         posted = client.chat_postMessage(channel=dialogue.channel_id, thread_ts=dialogue.thread_ts,
-                                         text=text, blocks=blocks)
+                                         text=text, blocks=blocks, **({"metadata": metadata} if metadata else {}))
         try:
             return self.store.save(dialogue.with_message(key, posted["ts"]))
         except DialogueConflict:  # another replica moved the dialogue meanwhile: take this message back
@@ -362,6 +387,7 @@ def register(app: App, services: Any) -> None:
     model = load_decision_model(settings.decision_model_file)
     store = getattr(services, "dialogues", None) or DialogueStore(open_state(settings))
     feature = StrategyCheck(model, store, services.kb, settings.dialogue_ttl_days)
+    services.strategy_check = feature  # the agent view starts dialogues through it (bot/listeners/assistant.py)
 
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict, client: WebClient, respond: Callable[..., Any]) -> None:
