@@ -44,7 +44,7 @@ from strategy_bot.tuning import Tuning  # noqa: E402
 
 KEYPOINTS_BASELINE = REPO / "benchmarks" / "keypoints_baseline.json"
 EVAL_FILES = [REPO / "eval" / "strategy_qa.jsonl", REPO / "eval" / "holdout_qa.jsonl",
-              REPO / "eval" / "answers_qa.jsonl", REPO / "eval" / "blind2_qa.jsonl",
+              REPO / "eval" / "answers_qa.jsonl", REPO / "eval" / "blind2_qa.jsonl", REPO / "eval" / "blind3_qa.jsonl",
               REPO.parent / "shared" / "eval" / "public_qa.jsonl"]
 MODES = ("dense", "lexical", "hybrid")
 COLD_QUESTION = "What are the advantages of a closed-source model?"

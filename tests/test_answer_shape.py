@@ -165,6 +165,8 @@ def test_what_the_documents_do_not_give_is_said_first():
     assert model.not_given("模型参数量是多少？", "参数规模达到1750亿。", "zh") is None
     assert model.not_given("How many steps are there?", "开发和训练…", "en", is_list=True) is None
     assert model.not_given("What are the advantages of open source?", quoted, "en") is None
+    # a blind question asked it this way and was answered as if covered
+    assert model.not_given("When exactly did Google open-source BERT? Need the date.", quoted, "en") == "dates"
 
 
 def test_a_near_domain_question_is_partial_never_answered_as_if_covered(kb):
