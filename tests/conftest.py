@@ -57,6 +57,14 @@ def slack():
 
 
 @pytest.fixture
+def fresh_slack_calls(request):
+    """Forget the module's fake Slack calls before each test that uses it (`pytestmark =
+    pytest.mark.usefixtures("fresh_slack_calls")`), so a test reads only its own calls."""
+    if "slack" in request.fixturenames:
+        request.getfixturevalue("slack").reset()
+
+
+@pytest.fixture
 def fresh_data_dir(tmp_path, built_data_dir) -> Path:
     """A private copy of the built DATA_DIR (symlinks kept), for tests that change it."""
     target = tmp_path / "data"

@@ -293,6 +293,10 @@ class FakeSlackAPI:
         with self._cond:
             return [dict(m) for c, kept in self._messages.items() if channel in (None, c) for m in kept]
 
+    def in_thread(self, thread_ts: str, channel: str = CHANNEL_ID) -> list[dict]:
+        """The bot's messages in one thread of a channel, oldest first."""
+        return [m for m in self.messages(channel) if m.get("thread_ts") == thread_ts]
+
     def calls(self, method: str | None = None) -> list[Call]:
         with self._cond:
             return [c for c in self._calls if method is None or c.method == method]

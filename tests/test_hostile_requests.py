@@ -35,10 +35,7 @@ FORGED = "2030-01-01 00:00:00,000 ERROR bot.listeners.reindex: re-index by UADMI
 RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 
-@pytest.fixture(autouse=True)
-def clean_calls(request):
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
+pytestmark = pytest.mark.usefixtures("fresh_slack_calls")
 
 
 def mention_body() -> tuple[dict, bytes]:

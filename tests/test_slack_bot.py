@@ -58,10 +58,7 @@ def bot(slack, kb, bot_data):
         yield server
 
 
-@pytest.fixture(autouse=True)
-def clean_calls(request):
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
+pytestmark = pytest.mark.usefixtures("fresh_slack_calls")
 
 
 def mention(bot, text: str = QUESTION, **kwargs):

@@ -53,10 +53,7 @@ def bot(slack, kb, tmp_path_factory):
         yield server
 
 
-@pytest.fixture(autouse=True)
-def clean_calls(request):
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
+pytestmark = pytest.mark.usefixtures("fresh_slack_calls")
 
 
 def mention(bot, text: str = QUESTION, **kwargs) -> tuple[dict, str]:
@@ -64,10 +61,6 @@ def mention(bot, text: str = QUESTION, **kwargs) -> tuple[dict, str]:
     payload = event_payload(event)
     assert bot.send_event(payload).status == 200
     return event, json.loads(payload)["event_id"]
-
-
-def in_thread(slack, thread_ts: str, channel: str = CHANNEL_ID) -> list[dict]:
-    return [m for m in slack.messages(channel) if m.get("thread_ts") == thread_ts]
 
 
 def expected_tail(kb, question: str, answer_id: int) -> list[dict]:
@@ -96,7 +89,7 @@ def test_a_mention_is_streamed_and_ends_with_sources_and_feedback(bot, slack, kb
     blocks = stop.body["blocks"]
     assert any(b["type"] == "context_actions" for b in blocks) and "*Sources*" in json.dumps(blocks)
     assert blocks == expected_tail(kb, QUESTION, answer_id_of(blocks))
-    [message] = in_thread(slack, event["ts"])  # one message: the stream; nothing posted beside it
+    [message] = slack.in_thread(event["ts"])  # one message: the stream; nothing posted beside it
     assert message["text"] == escape(kb.ask(QUESTION).answer)
     assert message["metadata"]["event_payload"] == {"event_id": event_id, "complete": True}
     assert slack.calls("chat.postMessage") == [] and slack.streams()[(CHANNEL_ID, message["ts"])]["state"] == "stopped"
@@ -114,7 +107,7 @@ def test_a_refused_stream_falls_back_to_one_post(bot, slack, kb):
     expected = answer_message(kb.ask(QUESTION), answer_id_of(post.body["blocks"]))
     assert post.body["blocks"] == expected.blocks
     slack.settle(quiet=0.5)
-    assert len(in_thread(slack, event["ts"])) == 1
+    assert len(slack.in_thread(event["ts"])) == 1
     assert slack.calls("chat.appendStream") == [] and slack.calls("chat.stopStream") == []
 
 
@@ -129,7 +122,7 @@ def test_a_stream_that_dies_is_filled_in_not_posted_again(bot, slack, kb):
     expected = answer_message(kb.ask(QUESTION), answer_id_of(update.body["blocks"]))
     assert update.body["blocks"] == expected.blocks
     slack.settle(quiet=0.5)
-    [message] = in_thread(slack, event["ts"])
+    [message] = slack.in_thread(event["ts"])
     assert message["ts"] == update.body["ts"] and message["metadata"]["event_payload"]["complete"] is True
     assert slack.calls("chat.postMessage") == []
     assert bot.services.deliveries.status(event_id)[0] == "done"
@@ -142,7 +135,7 @@ def test_a_retry_after_a_failure_mid_stream_finishes_that_message(bot, slack, kb
     event, event_id = mention(bot)
     update = slack.wait_for("chat.update", timeout=30)[0]
     slack.settle(quiet=0.5)
-    [message] = in_thread(slack, event["ts"])
+    [message] = slack.in_thread(event["ts"])
     assert update.body["ts"] == message["ts"] and len(slack.calls("chat.startStream")) == 1
     assert message["metadata"]["event_payload"] == {"event_id": event_id, "complete": True}
     assert message["blocks"] == answer_message(kb.ask(QUESTION), answer_id_of(message["blocks"])).blocks
@@ -171,7 +164,7 @@ def test_a_stream_left_by_a_dead_process_is_finished_not_started_again(tmp_path,
             update = slack.wait_for("chat.update", timeout=30)[0]
             slack.settle(quiet=0.5)
             record = bot.services.deliveries.get(payload["event_id"])
-        [message] = in_thread(slack, event["ts"])
+        [message] = slack.in_thread(event["ts"])
         assert update.body["ts"] == ts == message["ts"] and len(slack.calls("chat.startStream")) == 1
         assert message["blocks"] == answer_message(kb.ask(QUESTION), answer_id_of(message["blocks"])).blocks
         assert message["metadata"]["event_payload"] == {"event_id": payload["event_id"], "complete": True}
@@ -206,7 +199,7 @@ def test_an_llm_answer_is_streamed_as_it_is_written(tmp_path, built_data_dir, e5
         assert len(texts) >= 2 and all(t for t in texts)  # the text came in pieces, before the end
         assert slack.calls("chat.appendStream")[0].at < stop.at
         assert slack.calls("chat.postMessage") == [] and "*Sources*" in json.dumps(stop.body["blocks"])
-        [message] = in_thread(slack, event["ts"])
+        [message] = slack.in_thread(event["ts"])
         assert message["metadata"]["event_payload"] == {"event_id": event_id, "complete": True}
         if slack.calls("chat.update"):  # the checked answer differed from the draft: it replaced the text
             assert stop.body["metadata"]["event_payload"]["complete"] is False
@@ -233,7 +226,7 @@ def test_a_question_in_the_agent_view_is_titled_and_streamed(bot, slack, kb):
     title = slack.wait_for("assistant.threads.setTitle")[0].body
     assert (title["channel_id"], title["thread_ts"], title["title"]) == (DM_CHANNEL_ID, root, QUESTION)
     assert stop.body["channel"] == DM_CHANNEL_ID
-    [message] = in_thread(slack, root, DM_CHANNEL_ID)
+    [message] = slack.in_thread(root, DM_CHANNEL_ID)
     assert message["text"] == escape(kb.ask(QUESTION).answer)
 
 
@@ -260,7 +253,7 @@ def test_the_shortcut_answers_privately_and_share_posts_once(bot, slack, kb):
     assert share["action_id"] == "share_answer"
     answer_id = json.loads(share["value"])["answer_id"]
     assert ephemeral["blocks"][:-1] == answer_message(kb.ask(QUESTION), answer_id).blocks
-    assert in_thread(slack, message_ts) == []  # nothing public yet
+    assert slack.in_thread(message_ts) == []  # nothing public yet
     click = block_action_payload("share_answer", share["value"], message_ts=new_ts(), block_id="share_answer",
                                  response_url=slack.response_url("share"))
     for _ in range(2):  # a double click
@@ -300,7 +293,7 @@ def test_a_streamed_mention_over_socket_mode(fresh_data_dir: Path):
             slack.settle(quiet=0.5)
         assert "*Sources*" in json.dumps(stop.body["blocks"])
         assert len(slack.calls("chat.startStream")) == 1 and slack.calls("chat.postMessage") == []
-        assert len(in_thread(slack, event["ts"])) == 1
+        assert len(slack.in_thread(event["ts"])) == 1
 
 
 def test_the_manifest_declares_the_agent_view_and_the_shortcut():

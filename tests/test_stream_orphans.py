@@ -44,14 +44,7 @@ def bot(slack, kb, tmp_path_factory):
         yield server
 
 
-@pytest.fixture(autouse=True)
-def clean_calls(request):
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
-
-
-def in_thread(slack, thread_ts: str) -> list[dict]:
-    return [m for m in slack.messages(CHANNEL_ID) if m.get("thread_ts") == thread_ts]
+pytestmark = pytest.mark.usefixtures("fresh_slack_calls")
 
 
 def answer_id_of(blocks: list[dict]) -> int:
@@ -68,10 +61,10 @@ def wait_answered(slack, thread_ts: str, event_id: str, timeout: float) -> None:
     """Poll the thread until a message carries this event's complete answer (the retry is the resumer's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(answered(m, event_id) for m in in_thread(slack, thread_ts)):
+        if any(answered(m, event_id) for m in slack.in_thread(thread_ts)):
             return
         time.sleep(0.1)
-    raise AssertionError(f"no complete answer to {event_id} after {timeout} s: {in_thread(slack, thread_ts)}")
+    raise AssertionError(f"no complete answer to {event_id} after {timeout} s: {slack.in_thread(thread_ts)}")
 
 
 def test_a_kill_between_the_stream_start_and_noting_it_is_finished_by_the_restart(fresh_data_dir, kb):
@@ -88,13 +81,13 @@ def test_a_kill_between_the_stream_start_and_noting_it_is_finished_by_the_restar
             process.send_signal(signal.SIGKILL)
             assert process.wait(timeout=10) == -signal.SIGKILL
         slack.release("chat.startStream")
-        [orphan] = in_thread(slack, event["ts"])
+        [orphan] = slack.in_thread(event["ts"])
         assert "metadata" not in orphan and slack.streams()[(CHANNEL_ID, orphan["ts"])]["state"] == "streaming"
 
         with serve_subprocess(settings, extra_env=env):
             wait_answered(slack, event["ts"], event_id, timeout=60)
             slack.settle(quiet=LEASE_S + 1.0)  # past a lease and a resumer round: nothing more is coming
-        [message] = in_thread(slack, event["ts"])
+        [message] = slack.in_thread(event["ts"])
         assert message["ts"] == orphan["ts"] and answered(message, event_id)
         assert message["blocks"] == answer_message(kb.ask(QUESTION), answer_id_of(message["blocks"])).blocks
         assert len(slack.calls("chat.startStream")) == 1 and slack.calls("chat.postMessage") == []
@@ -108,7 +101,7 @@ def test_a_stream_slack_created_but_answered_500_is_finished_by_the_retry(bot, s
     assert bot.send_event(payload).status == 200
     wait_answered(slack, event["ts"], event_id, timeout=30)
     slack.settle(quiet=0.5)
-    [message] = in_thread(slack, event["ts"])
+    [message] = slack.in_thread(event["ts"])
     started = slack.calls("chat.startStream")
     assert len(started) == 1 and started[0].response == {"ok": False, "error": "internal_error"}
     assert message["blocks"] == answer_message(kb.ask(QUESTION), answer_id_of(message["blocks"])).blocks
@@ -128,7 +121,7 @@ def test_an_earlier_answer_and_an_older_bot_message_in_the_thread_are_not_adopte
     wait_answered(slack, root, json.loads(first_payload)["event_id"], timeout=30)
     client = WebClient(token=slack.token, base_url=slack.api_url)  # the bot's token: another feature's message
     older = client.chat_postMessage(channel=CHANNEL_ID, thread_ts=root, text="Reindexing finished.")["ts"]
-    before = {m["ts"]: m for m in in_thread(slack, root)}
+    before = {m["ts"]: m for m in slack.in_thread(root)}
 
     slack.fail_after("chat.startStream", status=500, error="internal_error")
     follow_up = mention_event(f"<@{BOT_USER_ID}> {FOLLOW_UP}", thread_ts=root)
@@ -138,7 +131,7 @@ def test_an_earlier_answer_and_an_older_bot_message_in_the_thread_are_not_adopte
     wait_answered(slack, root, event_id, timeout=30)
     slack.settle(quiet=0.5)
 
-    after = {m["ts"]: m for m in in_thread(slack, root)}
+    after = {m["ts"]: m for m in slack.in_thread(root)}
     assert len(after) == 3 and len(slack.calls("chat.startStream")) == 2
     assert all(after[ts] == m for ts, m in before.items())  # the first answer and the older message as they were
     [adopted] = [m for ts, m in after.items() if ts not in before]  # the message the failed start created
