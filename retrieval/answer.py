@@ -208,9 +208,10 @@ def _list_answer(candidates: list[_Candidate], blocks: dict[tuple[int, int], Lis
     recall, ours / hold-out / public): best item alone 0.609 / 0.577 / 0.750, mean alone
     0.628 / 0.577 / 1.000, both 0.628 / 0.577 / 1.000 (and 3 more points on the blind set than the mean).
 
-    First, for a kind whose lists only their passage's heading names (steps: "3.2 算法步骤详解"),
-    strongly asked for (`strong_kinds`), the lists so labelled for the model asked about come
-    before any list that merely ends a lead-in with a colon (`labelled_list_slack`)."""
+    First, for the kinds in `labelled_first` (`_labelled_first`: strongly asked for, and either named
+    only by their passage's heading, like steps in "3.2 算法步骤详解", or asked with no topic besides),
+    the lists so labelled (heading included) for the model asked about come before any list that
+    merely ends a lead-in with a colon (`labelled_list_slack`)."""
     if not intent.kinds or "definition" in intent.kinds:
         return None
     best = candidates[0].score
