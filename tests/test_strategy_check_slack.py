@@ -697,3 +697,25 @@ def test_where_the_dialogue_cannot_be_posted_the_agent_view_gets_the_hint(slack,
                    what="the delivery finished")
         assert bot.services.deliveries.get(event_id).outcome == "hint"
         assert dialogues_in(bot, DM_CHANNEL_ID) == 0  # nothing half-started is kept
+
+
+def test_a_top_level_direct_message_asking_for_the_check_starts_it_in_that_messages_thread(
+        slack, data_dir, kb, model):
+    """Outside the agent view, "Run a strategy check" in a DM was answered as a question (and declined)."""
+    root = new_ts()
+    with running_bot(bot_settings(data_dir, slack), kb=kb) as bot:
+        payload = event_payload(message_event("Run a strategy check", channel=DM_CHANNEL_ID, channel_type="im",
+                                              ts=root))
+        assert bot.send_event(payload).status == 200
+        thread = agent_thread(slack, bot, root)
+        first = thread.wait_posts(1)
+        expected = ui.question_message(model, Dialogue(DM_CHANNEL_ID, root, USER_ID), model.questions[0])
+        assert (first.text, first.blocks) == expected
+        assert bot.send_event(payload, retry_num=1).status == 200  # Slack's retry: still one dialogue
+        event_id = json.loads(payload)["event_id"]
+        wait_until(lambda: bot.services.deliveries.status(event_id) == ("done", 2), 30, what="the delivery finished")
+        slack.settle(quiet=0.5)
+        assert [p.ts for p in thread.posts()] == [first.ts]
+        top_level = [m for m in slack.messages(DM_CHANNEL_ID) if not m.get("thread_ts")]
+        assert top_level == [] and slack.calls("assistant.threads.setTitle") == []  # no answer, no agent title
+        assert bot.services.dialogues.get(DM_CHANNEL_ID, root).user_id == USER_ID

@@ -74,3 +74,10 @@ def plain_question(text: str, bot_user_id: str | None = None) -> str:
     text = SLACK_LINK.sub(label, text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(text.split())
+
+
+def is_strategy_check_request(question: str) -> bool:
+    """Whether a message asks to run the guided decision ("Run a strategy check", "运行策略检查"; the
+    phrases are prompts/slack.yaml `assistant.strategy_check_requests`), not a question to answer."""
+    wanted = slack_texts()["assistant"]["strategy_check_requests"]
+    return question.strip().rstrip(".!。！").strip().lower() in {w.lower() for w in wanted}

@@ -33,7 +33,7 @@ from slack_bolt.middleware.assistant import Assistant
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks.text import plain_question, slack_texts
+from bot.blocks.text import is_strategy_check_request, plain_question, slack_texts
 from bot.listeners.answers import QUESTION_SUBTYPES, answer
 from bot.middleware import ATTEMPT_KEY, EVENT_ID_KEY
 from bot.replying import Reply, cosmetic_client, error_code, is_transient
@@ -78,15 +78,23 @@ def register(app: App, services: Services) -> None:
 
     app.assistant(assistant)
 
+    @app.event("message", matchers=[is_dm_strategy_check_request])
+    def on_dm_strategy_check(event: dict, context: BoltContext, client: WebClient) -> None:
+        # a top-level DM outside the agent view: the dialogue runs in the thread the request starts
+        question = plain_question(event.get("text") or "", context.bot_user_id)
+        start_strategy_check(services, client, context, {**event, "thread_ts": event["ts"]}, question,
+                             agent_view=False)
+
+
+def is_dm_strategy_check_request(event: dict, context: BoltContext) -> bool:
+    """A top-level direct message asking to run the strategy check (answers.py leaves these alone)."""
+    return event.get("channel_type") == "im" and "thread_ts" not in event and is_question(event) \
+        and is_strategy_check_request(plain_question(event.get("text") or "", context.bot_user_id))
+
 
 def is_question(event: dict) -> bool:
     """A person's message (not a file shared into the thread: bot/listeners/uploads.py takes those)."""
     return event.get("subtype") in QUESTION_SUBTYPES and "user" in event and not event.get("files")
-
-
-def is_strategy_check_request(question: str) -> bool:
-    wanted = slack_texts()["assistant"]["strategy_check_requests"]
-    return question.strip().rstrip(".!。！").strip().lower() in {w.lower() for w in wanted}
 
 
 def user_language(client: WebClient, user_id: str | None) -> str:
@@ -111,9 +119,9 @@ def _set_title(client: WebClient, channel: str, thread_ts: str, question: str) -
 
 
 def start_strategy_check(services: Services, client: WebClient, context: BoltContext, event: dict,
-                         request: str) -> None:
+                         request: str, *, agent_view: bool = True) -> None:
     """Start the /strategy-check dialogue in the event's thread, once per event (see the module docstring),
-    and end the event's delivery."""
+    and end the event's delivery; `agent_view`: the thread is an assistant thread, which gets a title."""
     feature = services.strategy_check
     channel, thread = event["channel"], event["thread_ts"]
     if feature is None:  # the feature is not registered in this app
@@ -126,14 +134,14 @@ def start_strategy_check(services: Services, client: WebClient, context: BoltCon
                 log.info("strategy check %s/%s: saved the first question an earlier attempt posted", channel, thread)
             _finish(services, context, "already_posted", posted[0])
             return
-        if not services.conversations.knows_thread(channel, thread):
+        if agent_view and not services.conversations.knows_thread(channel, thread):
             _set_title(client, channel, thread, request)
         dialogue = feature.start_in_thread(client, channel, thread, event["user"],
                                            metadata=reply.metadata(complete=True).get("metadata"))
     except Exception as exc:  # every failure ends the delivery one way or another
         _strategy_check_failed(services, client, context, event, exc)
         return
-    log.info("strategy check %s/%s started from the agent view", channel, thread)
+    log.info("strategy check %s/%s started from %s", channel, thread, "the agent view" if agent_view else "a DM")
     _finish(services, context, "strategy_check", next(iter(dialogue.message_ts.values()), None))
 
 
