@@ -81,3 +81,9 @@ def is_strategy_check_request(question: str) -> bool:
     phrases are prompts/slack.yaml `assistant.strategy_check_requests`), not a question to answer."""
     wanted = slack_texts()["assistant"]["strategy_check_requests"]
     return question.strip().rstrip(".!。！").strip().lower() in {w.lower() for w in wanted}
+
+
+def is_top_level_strategy_check(event: dict, bot_user_id: str | None) -> bool:
+    """A message outside any thread asking to run the strategy check: bot/listeners/assistant.py starts
+    the dialogue for it in a direct message, and bot/listeners/answers.py leaves it alone."""
+    return "thread_ts" not in event and is_strategy_check_request(plain_question(event.get("text") or "", bot_user_id))

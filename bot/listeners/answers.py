@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.answer import Message, answer_message, answer_sections, draft_message, simple_message
-from bot.blocks.text import escape, is_strategy_check_request, plain_question, slack_texts
+from bot.blocks.text import escape, is_top_level_strategy_check, plain_question, slack_texts
 from bot.middleware import ATTEMPT_KEY, EVENT_ID_KEY
 from bot.replying import Reply, error_code, is_transient
 from bot.services import Services
@@ -74,8 +74,7 @@ def _is_dm_question(event: dict, context: BoltContext) -> bool:
     """A person's direct message, but not a top-level "Run a strategy check" (bot/listeners/assistant.py
     starts the dialogue for that one)."""
     return event.get("channel_type") == "im" and event.get("subtype") in QUESTION_SUBTYPES and "user" in event \
-        and not ("thread_ts" not in event
-                 and is_strategy_check_request(plain_question(event.get("text") or "", context.bot_user_id)))
+        and not is_top_level_strategy_check(event, context.bot_user_id)
 
 
 def _is_thread_message(event: dict, context: BoltContext) -> bool:

@@ -33,7 +33,7 @@ from slack_bolt.middleware.assistant import Assistant
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks.text import is_strategy_check_request, plain_question, slack_texts
+from bot.blocks.text import is_strategy_check_request, is_top_level_strategy_check, plain_question, slack_texts
 from bot.listeners.answers import QUESTION_SUBTYPES, answer
 from bot.middleware import ATTEMPT_KEY, EVENT_ID_KEY
 from bot.replying import Reply, cosmetic_client, error_code, is_transient
@@ -88,8 +88,8 @@ def register(app: App, services: Services) -> None:
 
 def is_dm_strategy_check_request(event: dict, context: BoltContext) -> bool:
     """A top-level direct message asking to run the strategy check (answers.py leaves these alone)."""
-    return event.get("channel_type") == "im" and "thread_ts" not in event and is_question(event) \
-        and is_strategy_check_request(plain_question(event.get("text") or "", context.bot_user_id))
+    return event.get("channel_type") == "im" and is_question(event) \
+        and is_top_level_strategy_check(event, context.bot_user_id)
 
 
 def is_question(event: dict) -> bool:
